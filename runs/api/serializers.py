@@ -1,0 +1,132 @@
+"""How API resources look. Field names follow Azure ML's run details (camelCase), so that the
+SDK's get_details() and the CLI's JSON read like Azure's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from runs import wire
+from runs.models import Experiment, Membership, Metric, Run, RunFile, RunStatusEvent, Workspace
+
+
+class _OmitNullsSerializer(serializers.Serializer):
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {key: value for key, value in super().to_representation(instance).items() if value is not None}
+
+
+class RunSerializer(_OmitNullsSerializer):
+    """A run's details; keys whose value is null are left out."""
+
+    runId = serializers.CharField(source="run_id")
+    runNumber = serializers.IntegerField(source="number")
+    experiment = serializers.CharField(source="experiment.name")
+    displayName = serializers.CharField(source="display_name")
+    description = serializers.CharField()
+    status = serializers.CharField()
+    type = serializers.CharField()
+    target = serializers.CharField()
+    parentRunId = serializers.CharField(source="parent.run_id", default=None)
+    submittedBy = serializers.CharField(source="submitted_by.username", default=None)
+    createdUtc = serializers.DateTimeField(source="created_at")
+    startTimeUtc = serializers.DateTimeField(source="started_at")
+    endTimeUtc = serializers.DateTimeField(source="ended_at")
+    lastHeartbeatUtc = serializers.DateTimeField(source="last_heartbeat_at")
+    tags = serializers.SerializerMethodField()
+    properties = serializers.SerializerMethodField()
+    logFiles = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    def get_tags(self, run: Run) -> dict[str, str | None]:
+        return {tag.key: tag.value for tag in run.tag_set.all()}
+
+    def get_properties(self, run: Run) -> dict[str, str]:
+        return {prop.key: prop.value for prop in run.property_set.all()}
+
+    def get_logFiles(self, run: Run) -> dict[str, str]:  # noqa: N802 (the name is the API's key)
+        request = self.context.get("request")
+        files = {}
+        for file in run.files.all():  # prefetched: only logs/ (RunQuerySet.for_listing)
+            if file.path.startswith("logs/"):
+                url = reverse("api-run-file", args=[run.run_id, file.path])
+                files[file.path] = request.build_absolute_uri(url) if request else url
+        return files
+
+    def get_error(self, run: Run) -> dict[str, Any] | None:
+        if run.status != Run.Status.FAILED and not run.error_code:
+            return None
+        error = {"code": run.error_code or "UserError", "message": run.error_message}
+        if run.error_details:
+            error["details"] = run.error_details
+        result: dict[str, Any] = {"error": error}
+        if run.ended_at:
+            result["time"] = serializers.DateTimeField().to_representation(run.ended_at)
+        return result
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Workspace
+        fields = ["name", "created_at", "role"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    workspace = serializers.CharField(source="workspace.name")
+    runCount = serializers.IntegerField(source="run_count", default=None)
+    statusCounts = serializers.DictField(source="status_counts", default=None)
+    lastRunUtc = serializers.DateTimeField(source="last_run_at", default=None)
+
+    class Meta:
+        model = Experiment
+        fields = ["name", "workspace", "created_at", "runCount", "statusCounts", "lastRunUtc"]
+
+
+class RunStatusEventSerializer(serializers.ModelSerializer):
+    by = serializers.CharField(source="by.username", default=None)
+
+    class Meta:
+        model = RunStatusEvent
+        fields = ["from_status", "to_status", "at", "by"]
+
+
+class RunFileSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunFile
+        fields = ["path", "size", "created_at", "url"]
+
+    def get_url(self, file: RunFile) -> str:
+        url = reverse("api-run-file", args=[file.run.run_id, file.path])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class MetricSummarySerializer(serializers.ModelSerializer):
+    """A metric's running summary; ``last`` is wire-encoded like every metric value."""
+
+    last = serializers.JSONField(source="last_value")
+    min = serializers.SerializerMethodField()
+    max = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Metric
+        fields = ["name", "kind", "description", "count", "last_step", "last", "min", "max"]
+
+    def get_min(self, metric: Metric) -> Any:
+        return wire.encode(metric.min_number)  # may be -inf
+
+    def get_max(self, metric: Metric) -> Any:
+        return wire.encode(metric.max_number)

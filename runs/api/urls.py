@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from runs.api import views
+
+urlpatterns = [
+    path("workspaces/", views.workspace_list, name="api-workspace-list"),
+    path("workspaces/<str:workspace>/members/", views.member_list, name="api-member-list"),
+    path("workspaces/<str:workspace>/members/<str:username>/", views.member_detail, name="api-member-detail"),
+    path("workspaces/<str:workspace>/experiments/", views.experiment_list, name="api-experiment-list"),
+    path("workspaces/<str:workspace>/experiments/<str:name>/", views.experiment_detail, name="api-experiment"),
+    path("workspaces/<str:workspace>/experiments/<str:name>/runs/", views.experiment_runs, name="api-start-run"),
+    path("workspaces/<str:workspace>/runs/", views.workspace_runs, name="api-workspace-runs"),
+    path("runs/<str:run_id>/", views.run_detail, name="api-run"),
+    path("runs/<str:run_id>/status/", views.run_status, name="api-run-status"),
+    path("runs/<str:run_id>/cancel/", views.run_cancel, name="api-run-cancel"),
+    path("runs/<str:run_id>/tags/", views.run_tags, name="api-run-tags"),
+    path("runs/<str:run_id>/properties/", views.run_properties, name="api-run-properties"),
+    path("runs/<str:run_id>/children/", views.run_children, name="api-run-children"),
+    path("runs/<str:run_id>/metrics/", views.run_metrics, name="api-run-metrics"),
+    path("runs/<str:run_id>/metrics/summary/", views.run_metric_summaries, name="api-run-metric-summaries"),
+    path("runs/<str:run_id>/images/", views.run_images, name="api-run-images"),
+    path("runs/<str:run_id>/files/", views.run_files, name="api-run-files"),
+    path("runs/<str:run_id>/files/<path:path>", views.run_file, name="api-run-file"),
+    path("runs/<str:run_id>/events/", views.run_events, name="api-run-events"),
+]

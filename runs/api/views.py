@@ -1,0 +1,385 @@
+"""REST API views: parse the request, check access, call a model method, serialize.
+
+Access: every lookup goes through ``visible_to(user)`` (another workspace's run is a 404), and
+writes need a Contributor or Owner role (a Reader gets a 403).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Max
+from django.http import FileResponse
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from runs import wire
+from runs.api.serializers import (
+    ExperimentSerializer,
+    MembershipSerializer,
+    MetricSummarySerializer,
+    RunFileSerializer,
+    RunSerializer,
+    RunStatusEventSerializer,
+    WorkspaceSerializer,
+)
+from runs.models import (
+    Experiment,
+    InvalidValue,
+    Membership,
+    Run,
+    RunSpec,
+    Workspace,
+    normalize_file_path,
+    validate_identifier,
+)
+
+# --- access helpers ----------------------------------------------------------------------------------------
+
+
+def _get_workspace(request: Request, name: str, *, write: bool = False, manage: bool = False) -> Workspace:
+    workspace = Workspace.objects.visible_to(request.user).filter(name=name).first()
+    if workspace is None:
+        raise NotFound(f"workspace {name!r} not found")
+    role = workspace.role_of(request.user)
+    if manage and role != Membership.Role.OWNER:
+        raise PermissionDenied(f"only an Owner of workspace {name!r} may manage its members")
+    if write and role not in Membership.WRITE_ROLES:
+        raise PermissionDenied(f"your role in workspace {name!r} is {role}; writing needs Contributor or Owner")
+    return workspace
+
+
+def _get_run(request: Request, run_id: str, *, write: bool = False) -> Run:
+    run = Run.objects.visible_to(request.user).for_listing().filter(run_id=run_id).first()
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found")
+    if write and not run.workspace.can_write(request.user):
+        raise PermissionDenied("your role in this run's workspace is Reader; writing needs Contributor or Owner")
+    return run
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise InvalidValue("the request body must be a JSON object", target="body")
+    return request.data
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200_OK) -> Response:
+    run = Run.objects.for_listing().get(pk=run.pk)
+    return Response(RunSerializer(run, context={"request": request}).data, status=status_code)
+
+
+class RunPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.page_size = settings.RUNS_PAGE_SIZE
+        self.max_page_size = settings.RUNS_MAX_PAGE_SIZE
+
+
+def _run_page(request: Request, runs: Any) -> Response:
+    runs = runs.search(request.query_params.get("q", "")).sorted_by(request.query_params.get("sort", ""))
+    paginator = RunPagination()
+    page = paginator.paginate_queryset(runs.for_listing(), request)
+    return paginator.get_paginated_response(RunSerializer(page, many=True, context={"request": request}).data)
+
+
+# --- workspaces and members --------------------------------------------------------------------------------
+
+
+@api_view(["GET", "POST"])
+def workspace_list(request: Request) -> Response:
+    if request.method == "POST":
+        name = validate_identifier(_body(request).get("name"), "name", max_length=64)
+        workspace, created = Workspace.objects.get_or_create(name=name)
+        if not created:
+            raise InvalidValue(f"workspace {name!r} already exists", target="name")
+        workspace.add_member(request.user, Membership.Role.OWNER)
+        workspace.role = Membership.Role.OWNER
+        return Response(WorkspaceSerializer(workspace).data, status=status.HTTP_201_CREATED)
+    roles = dict(Membership.objects.filter(user=request.user).values_list("workspace_id", "role"))
+    workspaces = list(Workspace.objects.visible_to(request.user).order_by("name"))
+    for workspace in workspaces:
+        workspace.role = roles[workspace.pk]
+    return Response(WorkspaceSerializer(workspaces, many=True).data)
+
+
+@api_view(["GET", "POST"])
+def member_list(request: Request, workspace: str) -> Response:
+    ws = _get_workspace(request, workspace, manage=request.method == "POST")
+    if request.method == "POST":
+        body = _body(request)
+        user = get_user_model().objects.filter(username=body.get("username")).first()
+        if user is None:
+            raise InvalidValue(f"no user named {body.get('username')!r}", target="username")
+        role = body.get("role", Membership.Role.READER)
+        if role not in Membership.Role.values:
+            raise InvalidValue(f"role must be one of {', '.join(Membership.Role.values)}", target="role")
+        membership = ws.add_member(user, role)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+    memberships = ws.memberships.select_related("user").order_by("user__username")
+    return Response(MembershipSerializer(memberships, many=True).data)
+
+
+@api_view(["DELETE"])
+def member_detail(request: Request, workspace: str, username: str) -> Response:
+    ws = _get_workspace(request, workspace, manage=True)
+    membership = ws.memberships.filter(user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of {workspace!r}")
+    if membership.role == Membership.Role.OWNER and ws.memberships.filter(role=Membership.Role.OWNER).count() == 1:
+        raise InvalidValue("a workspace keeps at least one Owner", target="username")
+    membership.delete()
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- experiments -------------------------------------------------------------------------------------------
+
+
+@api_view(["GET"])
+def experiment_list(request: Request, workspace: str) -> Response:
+    ws = _get_workspace(request, workspace)
+    experiments = list(
+        Experiment.objects.filter(workspace=ws)
+        .select_related("workspace")
+        .annotate(run_count=Count("runs"), last_run_at=Max("runs__created_at"))
+        .order_by("name")
+    )
+    counts = Run.objects.filter(workspace=ws).values_list("experiment_id", "status").annotate(n=Count("pk"))
+    by_experiment: dict[int, Counter] = {}
+    for experiment_id, run_status, n in counts:
+        by_experiment.setdefault(experiment_id, Counter())[run_status] = n
+    for experiment in experiments:
+        experiment.status_counts = dict(by_experiment.get(experiment.pk, {}))
+    return Response(ExperimentSerializer(experiments, many=True).data)
+
+
+@api_view(["GET", "PUT"])
+def experiment_detail(request: Request, workspace: str, name: str) -> Response:
+    """GET an experiment; PUT makes sure it exists (a Reader may PUT one that already exists)."""
+    ws = _get_workspace(request, workspace)
+    experiment = Experiment.objects.filter(workspace=ws, name=name).first()
+    if experiment is None:
+        if request.method == "GET":
+            raise NotFound(f"experiment {name!r} not found in workspace {workspace!r}")
+        _get_workspace(request, workspace, write=True)
+        experiment, _ = Experiment.ensure(ws, name)
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+    return Response(ExperimentSerializer(experiment).data)
+
+
+@api_view(["POST"])
+def experiment_runs(request: Request, workspace: str, name: str) -> Response:
+    """Start a run in the experiment, creating the experiment if needed."""
+    ws = _get_workspace(request, workspace, write=True)
+    experiment, _ = Experiment.ensure(ws, name)
+    body = _body(request)
+    spec = RunSpec(
+        run_id=body.get("runId"),
+        display_name=body.get("displayName") or "",
+        description=body.get("description") or "",
+        tags=body.get("tags"),
+        properties=body.get("properties"),
+        type=Run.Type.INTERACTIVE,
+        target=body.get("target") or "local",
+    )
+    (run,) = experiment.create_runs([spec], by=request.user)
+    return _run_response(request, run, status.HTTP_201_CREATED)
+
+
+# --- runs --------------------------------------------------------------------------------------------------
+
+
+@api_view(["GET"])
+def workspace_runs(request: Request, workspace: str) -> Response:
+    """Runs of a workspace: ``?q=`` (query language), ``?sort=``, ``?include_children=``, pages."""
+    runs = Run.objects.filter(workspace=_get_workspace(request, workspace))
+    if not _flag(request, "include_children"):
+        runs = runs.filter(parent__isnull=True)
+    return _run_page(request, runs)
+
+
+@api_view(["GET", "PATCH"])
+def run_detail(request: Request, run_id: str) -> Response:
+    run = _get_run(request, run_id, write=request.method == "PATCH")
+    if request.method == "PATCH":
+        body = _body(request)
+        run.update_info(display_name=body.get("displayName"), description=body.get("description"))
+    return _run_response(request, run)
+
+
+@api_view(["POST"])
+def run_status(request: Request, run_id: str) -> Response:
+    """Move the run to ``status``; ``error`` (code, message, details) goes with Failed."""
+    run = _get_run(request, run_id, write=True)
+    body = _body(request)
+    to = body.get("status")
+    if to == Run.Status.FAILED:
+        error = body.get("error") or {}
+        if not isinstance(error, dict):
+            raise InvalidValue("error must be an object with code, message and details", target="error")
+        run.fail(
+            by=request.user,
+            code=error.get("code") or "",
+            message=error.get("message") or "",
+            details=error.get("details") or "",
+        )
+    else:
+        run.transition(to, by=request.user)
+    return _run_response(request, run)
+
+
+@api_view(["POST"])
+def run_cancel(request: Request, run_id: str) -> Response:
+    run = _get_run(request, run_id, write=True)
+    run.request_cancel(by=request.user)
+    return _run_response(request, run)
+
+
+@api_view(["PATCH"])
+def run_tags(request: Request, run_id: str) -> Response:
+    """``{"set": {key: value-or-null}, "remove": [key, ...]}``."""
+    run = _get_run(request, run_id, write=True)
+    body = _body(request)
+    remove = body.get("remove") or []
+    if not isinstance(remove, list):
+        raise InvalidValue("remove must be a list of tag keys", target="remove")
+    run.set_tags(body.get("set") or {})
+    run.remove_tags(remove)
+    return _run_response(request, run)
+
+
+@api_view(["POST"])
+def run_properties(request: Request, run_id: str) -> Response:
+    run = _get_run(request, run_id, write=True)
+    run.add_properties(_body(request))
+    return _run_response(request, run)
+
+
+@api_view(["GET", "POST"])
+def run_children(request: Request, run_id: str) -> Response:
+    """GET: the run's children (``?recursive=true`` for all descendants), filtered by ``?q=``.
+
+    POST creates children in one request, in order, Running: ``{"count": N}`` (each tagged with its
+    batch index), ``{"tagKey": K, "tagValues": [...]}`` (each tagged with its value), or
+    ``{"runs": [{"runId", "displayName"}, ...]}``.
+    """
+    parent = _get_run(request, run_id, write=request.method == "POST")
+    if request.method == "GET":
+        if _flag(request, "recursive"):
+            children = Run.objects.filter(pk__in=parent.descendant_ids())
+        else:
+            children = Run.objects.filter(parent=parent)
+        return _run_page(request, children.order_by("created_at", "number"))
+    specs = _child_specs(_body(request))
+    children = parent.experiment.create_runs(specs, by=request.user, parent=parent)
+    runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")
+    return Response(RunSerializer(runs, many=True, context={"request": request}).data, status=201)
+
+
+def _child_specs(body: dict[str, Any]) -> list[RunSpec]:
+    if "runs" in body:
+        runs = body["runs"]
+        if not isinstance(runs, list) or not all(isinstance(item, dict) for item in runs):
+            raise InvalidValue("runs must be a list of objects", target="runs")
+        return [
+            RunSpec(run_id=item.get("runId"), display_name=item.get("displayName") or "", tags=item.get("tags"))
+            for item in runs
+        ]
+    tag_key = body.get("tagKey")
+    tag_values = body.get("tagValues")
+    count = body.get("count")
+    if tag_values is not None:
+        if not isinstance(tag_values, list) or not all(isinstance(value, str) for value in tag_values):
+            raise InvalidValue("tagValues must be a list of strings", target="tagValues")
+        if count is not None and count != len(tag_values):
+            raise InvalidValue("count must match the number of tagValues", target="count")
+        if not tag_key:
+            raise InvalidValue("tagKey is required with tagValues", target="tagKey")
+        return [RunSpec(tags={tag_key: value}) for value in tag_values]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidValue("count must be a positive integer (or give tagValues or runs)", target="count")
+    return [RunSpec(tags={tag_key or "batch_index": str(index)}) for index in range(count)]
+
+
+@api_view(["GET", "POST"])
+def run_metrics(request: Request, run_id: str) -> Response:
+    """POST ``{"batchId": ..., "points": [{name, value, step?, time?, kind?, description?}]}``.
+
+    GET: ``{"metrics": {name: value}}`` as get_metrics() returns it (``?name=`` for one), or with
+    ``?recursive=true`` ``{"runs": {run_id: {name: value}}}`` for the run and all its descendants.
+    Non-finite floats are written as ``{"$float": "NaN"}`` (runs/wire.py).
+    """
+    run = _get_run(request, run_id, write=request.method == "POST")
+    if request.method == "POST":
+        body = _body(request)
+        stored = run.log_metrics(body.get("points"), batch_id=body.get("batchId"))
+        return Response({"stored": stored}, status=status.HTTP_201_CREATED)
+    name = request.query_params.get("name")
+    if _flag(request, "recursive"):
+        family = {run.pk: run.run_id} | dict(
+            Run.objects.filter(pk__in=run.descendant_ids()).values_list("pk", "run_id")
+        )
+        values = Run.metric_values_of(list(family), name)
+        return Response({"runs": {family[pk]: wire.encode(metrics) for pk, metrics in values.items()}})
+    return Response({"metrics": wire.encode(run.metric_values(name))})
+
+
+@api_view(["GET"])
+def run_metric_summaries(request: Request, run_id: str) -> Response:
+    """Each metric's kind, count and last/min/max, without reading its points."""
+    run = _get_run(request, run_id)
+    return Response(MetricSummarySerializer(run.metrics.order_by("name"), many=True).data)
+
+
+@api_view(["POST"])
+def run_images(request: Request, run_id: str) -> Response:
+    """The request body is a PNG; ``?name=`` names the image metric, ``?description=`` is optional."""
+    run = _get_run(request, run_id, write=True)
+    stored = run.log_image(
+        request.query_params.get("name", ""),
+        request.stream or io.BytesIO(),
+        description=request.query_params.get("description", ""),
+    )
+    return Response(RunFileSerializer(stored, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+@api_view(["GET"])
+def run_files(request: Request, run_id: str) -> Response:
+    run = _get_run(request, run_id)
+    files = run.files.select_related("run")
+    if prefix := request.query_params.get("prefix"):
+        files = files.filter(path__startswith=prefix)
+    return Response(RunFileSerializer(files, many=True, context={"request": request}).data)
+
+
+@api_view(["GET", "PUT"])
+def run_file(request: Request, run_id: str, path: str) -> Response | FileResponse:
+    """PUT stores the raw request body as the file, streamed; GET streams it back."""
+    run = _get_run(request, run_id, write=request.method == "PUT")
+    if request.method == "PUT":
+        stored = run.add_file(path, request.stream or io.BytesIO())
+        return Response(RunFileSerializer(stored, context={"request": request}).data, status=201)
+    file = run.files.filter(path=normalize_file_path(path)).first()
+    if file is None:
+        raise NotFound(f"run {run_id!r} has no file {path!r}")
+    return FileResponse(file.open(), as_attachment=True, filename=file.path.rsplit("/", 1)[-1])
+
+
+@api_view(["GET"])
+def run_events(request: Request, run_id: str) -> Response:
+    run = _get_run(request, run_id)
+    return Response(RunStatusEventSerializer(run.events.select_related("by"), many=True).data)

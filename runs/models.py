@@ -1,0 +1,794 @@
+"""Run history: workspaces and their members, experiments, runs, and what runs record."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from runs import wire
+from runs.validation import (
+    CHILDREN_MAX_BATCH,
+    DESCRIPTION_MAX_LENGTH,
+    FILE_PATH_MAX_LENGTH,
+    METRIC_BATCH_MAX_POINTS,
+    NAME_MAX_LENGTH,
+    TAG_VALUE_MAX_LENGTH,
+    Conflict,
+    IllegalTransition,
+    InvalidValue,
+    MetricKind,
+    PointIn,
+    PropertyConflict,
+    RunEnded,
+    StudioError,
+    normalize_file_path,
+    validate_identifier,
+    validate_label,
+    validate_text,
+)
+
+__all__ = ["Conflict", "IllegalTransition", "InvalidValue", "PropertyConflict", "RunEnded", "StudioError"]
+
+# --- Workspaces, members and API tokens -------------------------------------------------------------------
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> WorkspaceQuerySet:
+        """The one visibility rule: a user sees the workspaces they are a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Workspace(models.Model):
+    """A team's space: its experiments and runs, and who may read or change them."""
+
+    name = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = WorkspaceQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.name
+
+    def role_of(self, user: Any) -> str | None:
+        if not user.is_authenticated:
+            return None
+        return self.memberships.filter(user=user).values_list("role", flat=True).first()
+
+    def can_write(self, user: Any) -> bool:
+        return self.role_of(user) in Membership.WRITE_ROLES
+
+    def add_member(self, user: Any, role: str) -> Membership:
+        membership, _ = Membership.objects.update_or_create(workspace=self, user=user, defaults={"role": role})
+        return membership
+
+
+class Membership(models.Model):
+    """A user's role in a workspace."""
+
+    class Role(models.TextChoices):
+        READER = "Reader"  # reads everything in the workspace
+        CONTRIBUTOR = "Contributor"  # also writes runs, tags, descriptions, cancels
+        OWNER = "Owner"  # also manages members
+
+    WRITE_ROLES = (Role.CONTRIBUTOR, Role.OWNER)
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="runs_membership_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+def _hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiTokenManager(models.Manager):
+    def create_token(self, user: Any, name: str) -> tuple[ApiToken, str]:
+        """Make a token; the key is returned once and only its hash is stored."""
+        key = "rs_" + secrets.token_urlsafe(32)
+        token = self.create(user=user, name=name, prefix=key[:10], key_hash=_hash_token(key))
+        return token, key
+
+    def authenticate(self, key: str) -> ApiToken | None:
+        token = self.select_related("user").filter(key_hash=_hash_token(key)).first()
+        if token is None or not token.user.is_active:
+            return None
+        # Note use at most once a minute, so a busy SDK does not turn every read into a write.
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token
+
+
+class ApiToken(models.Model):
+    """A secret the SDK and CLI send as ``Authorization: Bearer <key>``."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)  # shown in lists so a user can tell tokens apart
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenManager()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+# --- Experiments -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    """What a caller asks for when starting a run; validated by ``Experiment.create_runs``."""
+
+    run_id: str | None = None
+    display_name: str = ""
+    description: str = ""
+    tags: Mapping[str, str | None] | None = None
+    properties: Mapping[str, str] | None = None
+    type: str = "interactive"
+    target: str = "local"
+    status: str = "Running"
+
+
+class Experiment(models.Model):
+    """A named group of runs in a workspace."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Run numbers are handed out by bumping this counter, so concurrent starts never share a number.
+    last_run_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="runs_experiment_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def ensure(cls, workspace: Workspace, name: str) -> tuple[Experiment, bool]:
+        validate_identifier(name, "name")
+        try:
+            with transaction.atomic():
+                return cls.objects.get_or_create(workspace=workspace, name=name)
+        except IntegrityError:  # created by a concurrent request between our get and create
+            return cls.objects.get(workspace=workspace, name=name), False
+
+    def create_runs(self, specs: list[RunSpec], *, by: Any, parent: Run | None = None) -> list[Run]:
+        """Create runs (one, or a batch of children) in one transaction, numbered in order."""
+        if not specs:
+            return []
+        if len(specs) > CHILDREN_MAX_BATCH:
+            raise InvalidValue(f"at most {CHILDREN_MAX_BATCH} runs can be created at once", target="count")
+        for spec in specs:
+            if spec.run_id is not None:
+                validate_identifier(spec.run_id, "runId")
+            validate_label(spec.display_name, "displayName", allow_empty=True)
+            validate_text(spec.description, "description", max_length=DESCRIPTION_MAX_LENGTH)
+            validate_label(spec.target, "target")
+            if spec.type not in Run.Type.values:
+                raise InvalidValue(f"type must be one of {', '.join(Run.Type.values)}", target="type")
+            _validate_tags(spec.tags or {})
+            _validate_properties(spec.properties or {})
+        run_ids = [spec.run_id or Run.new_id(self.name) for spec in specs]
+        if len(set(run_ids)) != len(run_ids):
+            raise InvalidValue("run ids in one request must differ", target="runId")
+        if taken := list(Run.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True)[:1]):
+            raise Conflict(f"a run with id {taken[0]!r} already exists", target="runId")
+
+        now = timezone.now()
+        with transaction.atomic():
+            Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + len(specs))
+            last = Experiment.objects.values_list("last_run_number", flat=True).get(pk=self.pk)
+            runs = [
+                Run(
+                    run_id=run_id,
+                    workspace_id=self.workspace_id,
+                    experiment=self,
+                    number=last - len(specs) + 1 + index,
+                    parent=parent,
+                    display_name=spec.display_name,
+                    description=spec.description,
+                    status=spec.status,
+                    type=spec.type,
+                    target=spec.target,
+                    submitted_by=by,
+                    created_at=now,
+                    started_at=now if spec.status == Run.Status.RUNNING else None,
+                    last_heartbeat_at=now,
+                )
+                for index, (run_id, spec) in enumerate(zip(run_ids, specs, strict=True))
+            ]
+            try:
+                with transaction.atomic():
+                    Run.objects.bulk_create(runs)
+            except IntegrityError as error:  # a concurrent request took one of the ids
+                raise Conflict("a run with one of these ids already exists", target="runId") from error
+            RunTag.objects.bulk_create(
+                RunTag(run=run, key=key, value=value, value_hash=_value_hash(value))
+                for run, spec in zip(runs, specs, strict=True)
+                for key, value in (spec.tags or {}).items()
+            )
+            RunProperty.objects.bulk_create(
+                RunProperty(run=run, key=key, value=value, value_hash=_value_hash(value))
+                for run, spec in zip(runs, specs, strict=True)
+                for key, value in (spec.properties or {}).items()
+            )
+            RunStatusEvent.objects.bulk_create(
+                RunStatusEvent(run=run, from_status=Run.Status.NOT_STARTED, to_status=run.status, at=now, by=by)
+                for run in runs
+            )
+        return runs
+
+
+# --- Runs ---------------------------------------------------------------------------------------------------
+
+
+class RunQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> RunQuerySet:
+        """Runs in the workspaces the user is a member of (see ``WorkspaceQuerySet.visible_to``)."""
+        return self.filter(workspace__in=Workspace.objects.visible_to(user))
+
+    def search(self, text: str) -> RunQuerySet:
+        """Filter with the query language (``runs/query.py``): the same for the UI, API and SDK."""
+        from runs import query
+
+        return self.filter(query.to_q(query.parse(text))) if text.strip() else self
+
+    def sorted_by(self, sort: str) -> RunQuerySet:
+        from runs import query
+
+        return query.apply_sort(self, sort)
+
+    def for_listing(self) -> RunQuerySet:
+        """Everything a list of runs shows, in a constant number of queries whatever its length."""
+        return self.select_related("experiment", "submitted_by", "parent").prefetch_related(
+            "tag_set",
+            "property_set",
+            models.Prefetch("files", queryset=RunFile.objects.filter(path__startswith="logs/")),
+        )
+
+
+class Run(models.Model):
+    """One execution of a training or evaluation script, with what it logged."""
+
+    class Status(models.TextChoices):  # the SDK's get_status() returns these strings
+        NOT_STARTED = "NotStarted"
+        QUEUED = "Queued"
+        STARTING = "Starting"
+        PREPARING = "Preparing"
+        RUNNING = "Running"
+        FINALIZING = "Finalizing"
+        CANCEL_REQUESTED = "CancelRequested"
+        NOT_RESPONDING = "NotResponding"
+        COMPLETED = "Completed"
+        FAILED = "Failed"
+        CANCELED = "Canceled"
+
+    class Type(models.TextChoices):
+        INTERACTIVE = "interactive"  # started from Python with start_logging()
+        SCRIPT = "script"  # submitted, and executed by a runner
+
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+
+    _S = Status
+    # The one state machine. Terminal statuses have no way out.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        _S.NOT_STARTED: frozenset({_S.QUEUED, _S.STARTING, _S.PREPARING, _S.RUNNING, _S.FAILED, _S.CANCELED}),
+        _S.QUEUED: frozenset({_S.STARTING, _S.PREPARING, _S.RUNNING, _S.CANCEL_REQUESTED, _S.FAILED, _S.CANCELED}),
+        _S.STARTING: frozenset(
+            {_S.PREPARING, _S.RUNNING, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING, _S.FAILED, _S.CANCELED}
+        ),
+        _S.PREPARING: frozenset({_S.RUNNING, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING, _S.FAILED, _S.CANCELED}),
+        _S.RUNNING: frozenset(
+            {_S.FINALIZING, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING, _S.COMPLETED, _S.FAILED, _S.CANCELED}
+        ),
+        _S.FINALIZING: frozenset({_S.CANCEL_REQUESTED, _S.NOT_RESPONDING, _S.COMPLETED, _S.FAILED, _S.CANCELED}),
+        # The runner stops the process and ends the run; a script that finished first may still end it.
+        _S.CANCEL_REQUESTED: frozenset({_S.CANCELED, _S.COMPLETED, _S.FAILED}),
+        # Heartbeats resumed, or the run ended while we could not hear it.
+        _S.NOT_RESPONDING: frozenset(
+            {_S.RUNNING, _S.FINALIZING, _S.CANCEL_REQUESTED, _S.COMPLETED, _S.FAILED, _S.CANCELED}
+        ),
+    }
+    del _S
+
+    run_id = models.CharField(max_length=NAME_MAX_LENGTH, unique=True)
+    # Denormalized from the experiment: the workspace's run list is filtered and sorted by it.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="runs")
+    experiment = models.ForeignKey(Experiment, models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", models.CASCADE, null=True, blank=True, related_name="children")
+    display_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    description = models.TextField(blank=True)  # Markdown
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NOT_STARTED)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.INTERACTIVE)
+    target = models.CharField(max_length=NAME_MAX_LENGTH, default="local")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    error_message = models.TextField(blank=True)
+    error_details = models.TextField(blank=True)  # a traceback, the tail of stderr
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "number"], name="runs_run_unique_number"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="runs_run_workspace_created"),
+            models.Index(
+                fields=["status", "last_heartbeat_at"],
+                name="runs_run_active",
+                condition=~Q(status__in=["Completed", "Failed", "Canceled"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.run_id
+
+    @staticmethod
+    def new_id(experiment_name: str) -> str:
+        """``<experiment>_<unix time>_<8 hex>``, kept within the id length limit."""
+        return f"{experiment_name[:230]}_{int(time.time())}_{secrets.token_hex(4)}"
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in self.TERMINAL
+
+    # -- status --
+
+    def transition(
+        self,
+        to: str,
+        *,
+        by: Any = None,
+        error_code: str = "",
+        error_message: str = "",
+        error_details: str = "",
+    ) -> None:
+        """Move to status ``to``: the one place a run's status changes.
+
+        A compare-and-swap on the current status, so of two concurrent writers only one wins; the
+        loser re-reads the status and is refused if the move is no longer legal. The change and its
+        event are written in one transaction, so the event log never misses or invents a change.
+        """
+        if to not in self.Status.values:
+            raise InvalidValue(f"unknown status {to!r}", target="status")
+        for _attempt in range(10):
+            current = self.status
+            if to not in self.TRANSITIONS.get(current, frozenset()):
+                raise IllegalTransition(
+                    f"run {self.run_id} is {current}"
+                    + (", which is final" if current in self.TERMINAL else "")
+                    + f"; it cannot become {to}",
+                    target="status",
+                )
+            now = timezone.now()
+            changes: dict[str, Any] = {"status": to}
+            if to == self.Status.RUNNING:
+                changes["started_at"] = Coalesce(F("started_at"), Value(now))
+            if to in self.TERMINAL:
+                changes["ended_at"] = now
+            if error_code or error_message or error_details:
+                changes.update(error_code=error_code, error_message=error_message, error_details=error_details)
+            with transaction.atomic():
+                if Run.objects.filter(pk=self.pk, status=current).update(**changes) == 1:
+                    RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
+                    self.refresh_from_db(fields=["status", "started_at", "ended_at"])
+                    self.error_code, self.error_message = error_code or self.error_code, error_message or ""
+                    return
+            self.refresh_from_db(fields=["status"])  # somebody else changed it first
+        raise Conflict(f"the status of run {self.run_id} keeps changing; try again", target="status")
+
+    def fail(self, *, by: Any = None, code: str = "", message: str = "", details: str = "") -> None:
+        validate_label(code, "errorCode", allow_empty=True)
+        validate_text(message, "errorMessage", max_length=DESCRIPTION_MAX_LENGTH)
+        validate_text(details, "errorDetails", max_length=DESCRIPTION_MAX_LENGTH)
+        self.transition(
+            self.Status.FAILED,
+            by=by,
+            error_code=code or "UserError",
+            error_message=message,
+            error_details=details,
+        )
+
+    def request_cancel(self, *, by: Any = None) -> None:
+        """Cancel the run: at once when nothing is executing it, else ask its runner to stop it."""
+        if self.is_ended:
+            raise IllegalTransition(f"run {self.run_id} has already ended ({self.status})", target="status")
+        nothing_to_stop = self.type == self.Type.INTERACTIVE or self.status in (
+            self.Status.NOT_STARTED,
+            self.Status.QUEUED,
+        )
+        self.transition(self.Status.CANCELED if nothing_to_stop else self.Status.CANCEL_REQUESTED, by=by)
+
+    # -- descriptive fields, tags and properties --
+
+    def update_info(self, *, display_name: str | None = None, description: str | None = None) -> None:
+        changes = {}
+        if display_name is not None:
+            changes["display_name"] = validate_label(display_name, "displayName", allow_empty=True)
+        if description is not None:
+            changes["description"] = validate_text(description, "description", max_length=DESCRIPTION_MAX_LENGTH)
+        if changes:
+            Run.objects.filter(pk=self.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(self, name, value)
+
+    def set_tags(self, tags: Mapping[str, str | None]) -> None:
+        """Add or overwrite tags; tags are mutable, unlike properties."""
+        _validate_tags(tags)
+        RunTag.objects.bulk_create(
+            [RunTag(run=self, key=k, value=v, value_hash=_value_hash(v)) for k, v in tags.items()],
+            update_conflicts=True,
+            unique_fields=["run", "key"],
+            update_fields=["value", "value_hash"],
+        )
+
+    def remove_tags(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for key in keys:
+            validate_label(key, "tag key")
+        self.tag_set.filter(key__in=keys).delete()
+
+    def add_properties(self, properties: Mapping[str, str]) -> None:
+        """Add write-once properties: a key already set to another value is refused, and nothing
+        in the request is stored; the same value again is a no-op."""
+        _validate_properties(properties)
+        with transaction.atomic():
+            # Lock the run so two requests adding the same key cannot both pass the check.
+            Run.objects.select_for_update().filter(pk=self.pk).exists()
+            stored = dict(self.property_set.filter(key__in=list(properties)).values_list("key", "value"))
+            for key, value in properties.items():
+                if key in stored and stored[key] != value:
+                    raise PropertyConflict(key, stored[key], value)
+            RunProperty.objects.bulk_create(
+                RunProperty(run=self, key=key, value=value, value_hash=_value_hash(value))
+                for key, value in properties.items()
+                if key not in stored
+            )
+
+    def get_tags(self) -> dict[str, str | None]:
+        return {tag.key: tag.value for tag in self.tag_set.all()}
+
+    def get_properties(self) -> dict[str, str]:
+        return {prop.key: prop.value for prop in self.property_set.all()}
+
+    # -- family --
+
+    def descendant_ids(self) -> list[int]:
+        """Primary keys of all runs below this one, level by level (one query per level)."""
+        found: list[int] = []
+        level = [self.pk]
+        while level:
+            level = list(Run.objects.filter(parent_id__in=level).values_list("pk", flat=True))
+            found += level
+        return found
+
+    # -- metrics --
+
+    def log_metrics(self, points: list[Mapping[str, Any]], *, batch_id: str | None = None) -> int:
+        """Append metric points and update each metric's summary, all or nothing.
+
+        ``batch_id`` makes the call idempotent: a batch the SDK retries after a timeout, though the
+        first attempt was stored, is recorded once. Returns how many points were stored.
+        """
+        if not isinstance(points, list) or not points:
+            raise InvalidValue("points must be a non-empty list", target="points")
+        if len(points) > METRIC_BATCH_MAX_POINTS:
+            raise InvalidValue(f"at most {METRIC_BATCH_MAX_POINTS} points per batch", target="points")
+        parsed = [PointIn.parse(point, index) for index, point in enumerate(points)]
+        if batch_id is not None:
+            validate_label(batch_id, "batchId", max_length=64)
+        now = timezone.now()
+        with transaction.atomic():
+            # Locking the run serializes batches of one run (summaries stay exact) and makes the
+            # "has it ended?" check hold until we commit.
+            status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
+            if status in self.TERMINAL:
+                raise RunEnded(f"run {self.run_id} has ended ({status}); it takes no more metrics", target="run")
+            if batch_id is not None:
+                _, created = MetricBatch.objects.get_or_create(run_id=self.pk, key=batch_id)
+                if not created:
+                    return 0
+            names = list(dict.fromkeys(point.name for point in parsed))
+            metrics = {m.name: m for m in Metric.objects.filter(run_id=self.pk, name__in=names)}
+            first_kinds = {}
+            for point in parsed:
+                first_kinds.setdefault(point.name, point.kind)
+            created_metrics = Metric.objects.bulk_create(
+                Metric(run_id=self.pk, name=name, kind=first_kinds[name]) for name in names if name not in metrics
+            )
+            metrics.update({m.name: m for m in created_metrics})
+            rows = []
+            for point in parsed:
+                metric = metrics[point.name]
+                if metric.kind != point.kind:
+                    raise InvalidValue(
+                        f"metric {point.name!r} holds {metric.kind} values; a {point.kind} cannot be added",
+                        target=f"points[{point.index}].kind",
+                    )
+                rows.append(metric.record(point, now))
+            MetricPoint.objects.bulk_create(rows, batch_size=1000)
+            Metric.objects.bulk_update(
+                metrics.values(),
+                [
+                    "description",
+                    "count",
+                    "last_step",
+                    "last_value",
+                    "last_number",
+                    "min_number",
+                    "max_number",
+                    "updated_at",
+                ],
+            )
+        return len(rows)
+
+    def log_image(self, name: str, content: IO[bytes], *, description: str = "") -> RunFile:
+        """Store a PNG under outputs/ and log it as an image metric whose value is the file's path."""
+        validate_label(name, "name")
+        if self.is_ended:
+            raise RunEnded(f"run {self.run_id} has ended ({self.status}); it takes no more metrics", target="run")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
+        taken = set(self.files.filter(path__startswith=f"outputs/{stem}").values_list("path", flat=True))
+        path, n = f"outputs/{stem}.png", 1
+        while path in taken:
+            path, n = f"outputs/{stem}_{n}.png", n + 1
+        stored = self.add_file(path, content)
+        self.log_metrics([{"name": name, "kind": Metric.Kind.IMAGE, "value": path, "description": description}])
+        return stored
+
+    def metric_values(self, name: str | None = None) -> dict[str, Any]:
+        """Each metric's values as the SDK's get_metrics() returns them (see ``Metric.aggregate``)."""
+        return Run.metric_values_of([self.pk], name)[self.pk]
+
+    @staticmethod
+    def metric_values_of(run_pks: list[int], name: str | None = None) -> dict[int, dict[str, Any]]:
+        metrics = Metric.objects.filter(run_id__in=run_pks).order_by("run_id", "id")
+        if name is not None:
+            metrics = metrics.filter(name=name)
+        by_metric: dict[int, list[Any]] = {}
+        points = MetricPoint.objects.filter(metric__in=metrics).order_by("id")
+        for metric_id, number, value in points.values_list("metric_id", "number", "value").iterator(2000):
+            by_metric.setdefault(metric_id, []).append(MetricPoint.decode(number, value))
+        result: dict[int, dict[str, Any]] = {pk: {} for pk in run_pks}
+        for metric in metrics:
+            result[metric.run_id][metric.name] = metric.aggregate(by_metric.get(metric.pk, []))
+        return result
+
+    # -- files --
+
+    def add_file(self, path: str, content: IO[bytes]) -> RunFile:
+        """Store a file under the run, streaming it to storage. Run files are immutable: an
+        existing path is refused rather than overwritten."""
+        path = normalize_file_path(path)
+        if self.files.filter(path=path).exists():
+            raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path")
+        storage_name = default_storage.save(f"runs/{self.pk}/{path}", File(content, name=path.rsplit("/", 1)[-1]))
+        try:
+            with transaction.atomic():
+                return RunFile.objects.create(
+                    run=self, path=path, storage_name=storage_name, size=default_storage.size(storage_name)
+                )
+        except IntegrityError as error:  # uploaded twice at the same moment: keep the first
+            default_storage.delete(storage_name)
+            raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path") from error
+
+
+def _value_hash(value: str | None) -> str:
+    """Tags and properties are looked up by (key, hash of value): long values fit no B-tree index."""
+    return "" if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _validate_tags(tags: Any) -> None:
+    if not isinstance(tags, Mapping):
+        raise InvalidValue("tags must be an object of key: value", target="tags")
+    for key, value in tags.items():
+        validate_label(key, "tag key")
+        if value is not None:
+            validate_text(value, f"tags.{key}", max_length=TAG_VALUE_MAX_LENGTH)
+
+
+def _validate_properties(properties: Any) -> None:
+    if not isinstance(properties, Mapping):
+        raise InvalidValue("properties must be an object of key: value", target="properties")
+    for key, value in properties.items():
+        validate_label(key, "property key")
+        validate_text(value, f"properties.{key}", max_length=TAG_VALUE_MAX_LENGTH)
+
+
+class RunTag(models.Model):
+    """A mutable key (and optional value) on a run."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="tag_set")
+    key = models.CharField(max_length=NAME_MAX_LENGTH)
+    value = models.TextField(null=True, blank=True)
+    value_hash = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="runs_runtag_unique_key")]
+        indexes = [models.Index(fields=["key", "value_hash"], name="runs_runtag_key_value")]
+
+
+class RunProperty(models.Model):
+    """A write-once key and value on a run, for audit."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="property_set")
+    key = models.CharField(max_length=NAME_MAX_LENGTH)
+    value = models.TextField()
+    value_hash = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="runs_runproperty_unique_key")]
+        indexes = [models.Index(fields=["key", "value_hash"], name="runs_runproperty_key_value")]
+
+
+class RunStatusEvent(models.Model):
+    """One status change of a run: the log that notifications and the activity tab read."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, choices=Run.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Run.Status.choices)
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["at"], name="runs_runstatusevent_at")]
+
+
+# --- Metrics ------------------------------------------------------------------------------------------------
+
+
+class Metric(models.Model):
+    """One named metric of one run, with a running summary kept on every write, so that listing
+    and sorting runs by a metric never reads the (large) table of points."""
+
+    Kind = MetricKind
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    kind = models.CharField(max_length=8, choices=[(k.value, k.value) for k in MetricKind], default=MetricKind.SCALAR)
+    description = models.TextField(blank=True)
+    count = models.PositiveIntegerField(default=0)
+    last_step = models.BigIntegerField(null=True)
+    last_value = models.JSONField(null=True)  # wire-encoded (runs/wire.py)
+    # Numeric summaries; NaN is left out of min and max.
+    last_number = models.FloatField(null=True)
+    min_number = models.FloatField(null=True)
+    max_number = models.FloatField(null=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="runs_metric_unique_name")]
+        indexes = [models.Index(fields=["name", "last_number"], name="runs_metric_name_last")]
+
+    def record(self, point: PointIn, now: datetime) -> MetricPoint:
+        """Update the summary for a new point and return the point's row (not yet saved)."""
+        step = point.step if point.step is not None else (self.last_step + 1 if self.last_step is not None else 0)
+        number, value = MetricPoint.encode(point.value)
+        self.count += 1
+        self.last_step = step
+        self.last_value = wire.encode(point.value)
+        self.last_number = number
+        if number is not None:
+            self.min_number = number if self.min_number is None else min(self.min_number, number)
+            self.max_number = number if self.max_number is None else max(self.max_number, number)
+        if point.description:
+            self.description = point.description
+        self.updated_at = now
+        return MetricPoint(metric=self, step=step, time=point.time or now, number=number, value=value)
+
+    def aggregate(self, values: list[Any]) -> Any:
+        """The metric as get_metrics() returns it: a bare value when logged once, else a list;
+        rows and tables as one object of column lists."""
+        if self.kind in (self.Kind.ROW, self.Kind.TABLE):
+            columns: dict[str, list[Any]] = {}
+            for value in values:
+                height = max((len(c) for c in columns.values()), default=0)
+                chunk = value if self.kind == self.Kind.TABLE else {k: [v] for k, v in value.items()}
+                rows = max((len(c) for c in chunk.values()), default=0)
+                for column in columns.keys() | chunk.keys():
+                    cells = columns.setdefault(column, [None] * height)
+                    new = list(chunk.get(column, []))
+                    cells.extend(new + [None] * (rows - len(new)))
+            return columns
+        return values[0] if len(values) == 1 else values
+
+
+class MetricPoint(models.Model):
+    """One logged value of a metric.
+
+    A numeric value is kept in ``number`` (for charts and summaries); everything that a float cannot
+    hold exactly (ints, strings, booleans, lists, rows, NaN, which SQLite cannot store in a REAL) is
+    kept wire-encoded in ``value``, which takes precedence when reading.
+    """
+
+    metric = models.ForeignKey(Metric, models.CASCADE, related_name="points")
+    step = models.BigIntegerField()
+    time = models.DateTimeField()
+    number = models.FloatField(null=True)
+    value = models.JSONField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["metric", "step"], name="runs_metricpoint_metric_step")]
+
+    @staticmethod
+    def encode(value: Any) -> tuple[float | None, Any]:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, wire.encode(value)
+        if isinstance(value, int):
+            return float(value), value
+        if math.isnan(value):
+            return None, wire.encode(value)
+        return value, None
+
+    @staticmethod
+    def decode(number: float | None, value: Any) -> Any:
+        return wire.decode(value) if value is not None else number
+
+
+class MetricBatch(models.Model):
+    """The idempotency key of a stored batch of metric points."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="runs_metricbatch_unique_key")]
+
+
+# --- Files --------------------------------------------------------------------------------------------------
+
+
+class RunFile(models.Model):
+    """A file stored with a run (outputs, logs, images), kept in Django's default storage."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="files")
+    path = models.CharField(max_length=FILE_PATH_MAX_LENGTH)
+    storage_name = models.CharField(max_length=FILE_PATH_MAX_LENGTH + 64)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["run", "path"], name="runs_runfile_unique_path")]
+
+    def open(self) -> IO[bytes]:
+        return default_storage.open(self.storage_name, "rb")

@@ -1,0 +1,484 @@
+"""The run query language: one syntax for the studio's search bar, the REST API's ``?q=`` and the
+SDK's filters.
+
+    status = Failed and tags.team = vision
+    experiment = mnist metrics.loss < 0.2          (terms side by side are ANDed)
+    tags."worth another look"                      (a tag, property or metric alone: it exists)
+    status in (Failed, Canceled) or not tags.reviewed
+    properties.author = "azureml-user"  created >= 2026-01-01
+    resnet                                          (free text: name, id, status, description,
+                                                     experiment, submitter, tag keys and values)
+
+``parse`` turns text into a small AST and ``to_q`` turns the AST into a ``Q``; ``apply_sort`` orders
+a queryset by ``sort`` keys such as ``-created`` or ``metrics.loss.min``. ``quote`` writes a string
+literal; the SDK writes the same literals (``runs/sdk/_query.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from runs.sdk._query import quote  # noqa: F401 (one writer of string literals, shared with the SDK)
+
+
+class QueryError(ValueError):
+    """Text that is not a valid query; the message says where and why."""
+
+
+# --- AST ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Text:
+    """Free text, matched against the searchable fields."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """``status``, or a keyed field: ``tags.<key>``, ``properties.<key>``, ``metrics.<name>[.<agg>]``."""
+
+    name: str
+    key: str | None = None
+    aggregate: str | None = None
+
+
+@dataclass(frozen=True)
+class Compare:
+    field: Field
+    op: str  # = != < <= > >= ~ !~ in
+    value: str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Has:
+    field: Field
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+Node = Text | Compare | Has | Not | And | Or
+
+# Plain fields: query name -> (model lookup, kind).
+PLAIN_FIELDS: dict[str, tuple[str, str]] = {
+    "run_id": ("run_id", "string"),
+    "id": ("run_id", "string"),
+    "name": ("display_name", "string"),
+    "display_name": ("display_name", "string"),
+    "description": ("description", "string"),
+    "status": ("status", "status"),
+    "experiment": ("experiment__name", "string"),
+    "target": ("target", "string"),
+    "compute": ("target", "string"),
+    "type": ("type", "type"),
+    "submitted_by": ("submitted_by__username", "string"),
+    "user": ("submitted_by__username", "string"),
+    "parent": ("parent__run_id", "string"),
+    "number": ("number", "number"),
+    "created": ("created_at", "datetime"),
+    "started": ("started_at", "datetime"),
+    "ended": ("ended_at", "datetime"),
+}
+KEYED_FIELDS = ("tags", "properties", "metrics")
+METRIC_AGGREGATES = {"last": "last_number", "min": "min_number", "max": "max_number", "count": "count"}
+OPERATORS = ("!=", "!~", "<=", ">=", "=", "<", ">", "~", ":")
+_KEYWORDS = {"and", "or", "not", "in"}
+_SPECIAL = set("()=!<>~,:\"'")
+
+
+# --- Lexer -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # word, string, op, lparen, rparen, comma, end
+    text: str
+    pos: int
+    parts: tuple[str, ...] = ()  # a word's dotted parts, quoted parts unquoted
+
+
+def _read_string(text: str, pos: int) -> tuple[str, int]:
+    quote_char, pos, out = text[pos], pos + 1, []
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            out.append(text[pos + 1])
+            pos += 2
+        elif char == quote_char:
+            return "".join(out), pos + 1
+        else:
+            out.append(char)
+            pos += 1
+    raise QueryError(f"unclosed quote starting at character {pos - len(out)}")
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+        elif char in "(),":
+            tokens.append(_Token({"(": "lparen", ")": "rparen", ",": "comma"}[char], char, pos))
+            pos += 1
+        elif char in "\"'":
+            value, end = _read_string(text, pos)
+            tokens.append(_Token("string", value, pos))
+            pos = end
+        elif op := next((op for op in OPERATORS if text.startswith(op, pos)), None):
+            tokens.append(_Token("op", "=" if op == ":" else op, pos))
+            pos += len(op)
+        else:
+            start, parts, current = pos, [], []
+            while pos < len(text) and not text[pos].isspace() and text[pos] not in _SPECIAL:
+                if text[pos] == "." and parts == [] and current:
+                    # The first dot splits a keyed field's prefix from its key.
+                    parts.append("".join(current))
+                    current = []
+                    pos += 1
+                    if pos < len(text) and text[pos] in "\"'":  # tags."key with spaces"
+                        value, pos = _read_string(text, pos)
+                        parts.append(value)
+                        current = None
+                        break
+                    continue
+                current.append(text[pos])
+                pos += 1
+            if current is not None:
+                parts.append("".join(current))
+            if pos == start:
+                raise QueryError(f"unexpected {text[pos]!r} at character {pos}")
+            tokens.append(_Token("word", text[start:pos], start, tuple(parts)))
+    tokens.append(_Token("end", "", len(text)))
+    return tokens
+
+
+# --- Parser ------------------------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.pos = 0
+
+    def peek(self, offset: int = 0) -> _Token:
+        return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
+
+    def take(self) -> _Token:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def is_keyword(self, token: _Token, word: str) -> bool:
+        return token.kind == "word" and token.text.lower() == word
+
+    def parse(self) -> Node:
+        node = self.parse_or()
+        if self.peek().kind != "end":
+            token = self.peek()
+            raise QueryError(f"unexpected {token.text!r} at character {token.pos}")
+        return node
+
+    def parse_or(self) -> Node:
+        items = [self.parse_and()]
+        while self.is_keyword(self.peek(), "or"):
+            self.take()
+            items.append(self.parse_and())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def parse_and(self) -> Node:
+        items = [self.parse_unary()]
+        while True:
+            token = self.peek()
+            if self.is_keyword(token, "and"):
+                self.take()
+            elif token.kind in ("end", "rparen") or self.is_keyword(token, "or"):
+                break
+            items.append(self.parse_unary())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def parse_unary(self) -> Node:
+        if self.is_keyword(self.peek(), "not"):
+            self.take()
+            return Not(self.parse_unary())
+        return self.parse_primary()
+
+    def parse_primary(self) -> Node:
+        token = self.take()
+        if token.kind == "lparen":
+            node = self.parse_or()
+            if self.take().kind != "rparen":
+                raise QueryError(f"missing ')' for the '(' at character {token.pos}")
+            return node
+        if token.kind == "string":
+            return Text(token.text)
+        if token.kind != "word" or token.text.lower() in _KEYWORDS:
+            where = f"at character {token.pos}" if token.kind != "end" else "at the end"
+            raise QueryError(f"expected a search term or a condition {where}")
+        following = self.peek()
+        has_operator = following.kind == "op" or self.is_keyword(following, "in")
+        field = _field_of(token)
+        if field is None:
+            if has_operator:
+                raise QueryError(
+                    f"unknown field {token.text!r}; fields are {', '.join(sorted(PLAIN_FIELDS))}, "
+                    "tags.<key>, properties.<key> and metrics.<name>"
+                )
+            return Text(token.text)
+        if not has_operator:
+            if field.key is None:  # a plain field name alone is just a word to search for
+                return Text(token.text)
+            return Has(field)
+        op = self.take()
+        if op.kind == "word":  # in (a, b, c)
+            if self.take().kind != "lparen":
+                raise QueryError(f"expected '(' after 'in' at character {op.pos}")
+            values = [self.parse_value()]
+            while self.peek().kind == "comma":
+                self.take()
+                values.append(self.parse_value())
+            if self.take().kind != "rparen":
+                raise QueryError(f"missing ')' after the values of 'in' at character {op.pos}")
+            return Compare(field, "in", tuple(values))
+        return Compare(field, op.text, self.parse_value())
+
+    def parse_value(self) -> str:
+        token = self.take()
+        if token.kind in ("word", "string"):
+            return token.text
+        where = f"at character {token.pos}" if token.kind != "end" else "at the end"
+        raise QueryError(f"expected a value {where}")
+
+
+def _field_of(token: _Token) -> Field | None:
+    if len(token.parts) == 1:
+        name = token.parts[0].lower()
+        return Field(name) if name in PLAIN_FIELDS else None
+    prefix, key = token.parts[0].lower(), token.parts[1]
+    if prefix not in KEYED_FIELDS or not key:
+        return None
+    if prefix == "metrics":
+        quoted_key = token.text.endswith(("'", '"'))
+        name, _, aggregate = key.rpartition(".")
+        if name and aggregate in METRIC_AGGREGATES and not quoted_key:
+            return Field(prefix, name, aggregate)
+        return Field(prefix, key, "last")
+    return Field(prefix, key)
+
+
+def parse(text: str) -> Node | None:
+    """Parse query text into an AST; ``None`` for blank text. Raises ``QueryError``."""
+    if not text.strip():
+        return None
+    return _Parser(text).parse()
+
+
+# --- AST -> Q ----------------------------------------------------------------------------------------------
+
+
+def to_q(node: Node | None) -> Q:
+    if node is None:
+        return Q()
+    if isinstance(node, And):
+        q = Q()
+        for item in node.items:
+            q &= to_q(item)
+        return q
+    if isinstance(node, Or):
+        q = to_q(node.items[0])
+        for item in node.items[1:]:
+            q |= to_q(item)
+        return q
+    if isinstance(node, Not):
+        return ~to_q(node.item)
+    if isinstance(node, Text):
+        return _text_q(node.value)
+    if isinstance(node, Has):
+        return Q(_keyed_exists(node.field, Q()))
+    return _compare_q(node)
+
+
+def _models() -> Any:
+    from runs import models  # runs.models imports this module
+
+    return models
+
+
+def _text_q(word: str) -> Q:
+    m = _models()
+    tag_match = m.RunTag.objects.filter(run=OuterRef("pk")).filter(Q(key__icontains=word) | Q(value__icontains=word))
+    return (
+        Q(display_name__icontains=word)
+        | Q(run_id__icontains=word)
+        | Q(status__icontains=word)
+        | Q(description__icontains=word)
+        | Q(experiment__name__icontains=word)
+        | Q(submitted_by__username__icontains=word)
+        | Q(Exists(tag_match))
+    )
+
+
+def _keyed_exists(field: Field, condition: Q) -> Exists:
+    m = _models()
+    model = {"tags": m.RunTag, "properties": m.RunProperty, "metrics": m.Metric}[field.name]
+    lookup = "name" if field.name == "metrics" else "key"
+    return Exists(model.objects.filter(condition, run=OuterRef("pk"), **{lookup: field.key}))
+
+
+_NEGATED = {"!=": "=", "!~": "~"}
+
+
+def _compare_q(node: Compare) -> Q:
+    if node.op in _NEGATED:
+        return ~_compare_q(Compare(node.field, _NEGATED[node.op], node.value))
+    field = node.field
+    if field.name in ("tags", "properties"):
+        return Q(_keyed_exists(field, _keyed_value_q(field, node)))
+    if field.name == "metrics":
+        column = METRIC_AGGREGATES[field.aggregate or "last"]
+        if node.op == "~" or node.op == "in":
+            raise QueryError(f"metrics.{field.key} compares numbers: use =, !=, <, <=, > or >=")
+        return Q(_keyed_exists(field, _ordered_q(column, node.op, _number(node.value, field))))
+    lookup, kind = PLAIN_FIELDS[field.name]
+    values = node.value if isinstance(node.value, tuple) else (node.value,)
+    if kind in ("status", "type"):
+        values = tuple(_choice(value, kind) for value in values)
+    elif kind == "number":
+        values = tuple(_number(value, field) for value in values)
+    elif kind == "datetime":
+        return _datetime_q(lookup, node.op, node.value, field)
+    if node.op == "in":
+        return Q(**{f"{lookup}__in": values})
+    if node.op == "~":
+        return Q(**{f"{lookup}__icontains": values[0]})
+    if kind in ("string", "status", "type") and node.op != "=":
+        raise QueryError(f"{field.name} takes =, !=, ~, !~ or in, not {node.op}")
+    return _ordered_q(lookup, node.op, values[0])
+
+
+def _keyed_value_q(field: Field, node: Compare) -> Q:
+    m = _models()
+    if node.op == "=":
+        return Q(value_hash=m._value_hash(node.value), value=node.value)
+    if node.op == "in":
+        return Q(value__in=node.value)
+    if node.op == "~":
+        return Q(value__icontains=node.value)
+    raise QueryError(f"{field.name}.{field.key} takes =, !=, ~, !~ or in, not {node.op}")
+
+
+def _ordered_q(lookup: str, op: str, value: Any) -> Q:
+    suffix = {"=": "", "<": "__lt", "<=": "__lte", ">": "__gt", ">=": "__gte"}[op]
+    return Q(**{lookup + suffix: value})
+
+
+def _choice(value: str, kind: str) -> str:
+    from runs.models import Run
+
+    choices = Run.Status.values if kind == "status" else Run.Type.values
+    for choice in choices:
+        if choice.lower() == value.lower():
+            return choice
+    raise QueryError(f"{value!r} is not a {kind}; use one of {', '.join(choices)}")
+
+
+def _number(value: str, field: Field) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        label = f"{field.name}.{field.key}" if field.key else field.name
+        raise QueryError(f"{label} compares numbers; {value!r} is not a number") from None
+
+
+def _datetime_q(lookup: str, op: str, value: Any, field: Field) -> Q:
+    if op in ("~", "in"):
+        raise QueryError(f"{field.name} takes =, !=, <, <=, > or >=")
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    if moment is not None:
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, dt.UTC)
+        return _ordered_q(lookup, op, moment)
+    day = parse_date(value) if isinstance(value, str) else None
+    if day is None:
+        raise QueryError(f"{field.name} takes a date (2026-01-31) or a date and time; not {value!r}")
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    # A whole day: "= 2026-01-31" is that day; "> 2026-01-31" is after it.
+    return {
+        "=": Q(**{f"{lookup}__gte": start, f"{lookup}__lt": end}),
+        "<": Q(**{f"{lookup}__lt": start}),
+        "<=": Q(**{f"{lookup}__lt": end}),
+        ">": Q(**{f"{lookup}__gte": end}),
+        ">=": Q(**{f"{lookup}__gte": start}),
+    }[op]
+
+
+# --- Sorting -----------------------------------------------------------------------------------------------
+
+SORT_FIELDS: dict[str, str] = {
+    "created": "created_at",
+    "started": "started_at",
+    "ended": "ended_at",
+    "number": "number",
+    "name": "display_name",
+    "display_name": "display_name",
+    "run_id": "run_id",
+    "status": "status",
+    "experiment": "experiment__name",
+    "target": "target",
+    "type": "type",
+    "submitted_by": "submitted_by__username",
+}
+
+
+def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
+    """Order by comma-separated keys (``-created``, ``metrics.loss.min``, ``tags.team``), with
+    the primary key last so that pages are stable. Runs missing a metric or tag sort last."""
+    m = _models()
+    ordering: list[Any] = []
+    for index, raw in enumerate(key.strip() for key in sort.split(",") if key.strip()):
+        descending, key = raw.startswith("-"), raw.lstrip("-")
+        token = _tokens(key)[0]
+        field = _field_of(token) if token.kind == "word" else None
+        if key in SORT_FIELDS:
+            expression = F(SORT_FIELDS[key])
+        elif field is not None and field.key is not None:
+            alias = f"sort_{index}"
+            if field.name == "metrics":
+                source = m.Metric.objects.filter(run=OuterRef("pk"), name=field.key)
+                column = METRIC_AGGREGATES[field.aggregate or "last"]
+            else:
+                model = m.RunTag if field.name == "tags" else m.RunProperty
+                source, column = model.objects.filter(run=OuterRef("pk"), key=field.key), "value"
+            queryset = queryset.annotate(**{alias: Subquery(source.values(column)[:1])})
+            expression = F(alias)
+        else:
+            raise QueryError(
+                f"cannot sort by {key!r}; sort by {', '.join(SORT_FIELDS)}, metrics.<name>[.min|.max], "
+                "tags.<key> or properties.<key>"
+            )
+        ordering.append(expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True))
+    if not ordering:
+        ordering = [F("created_at").desc()]
+    ordering.append(F("pk").desc() if ordering[0].descending else F("pk").asc())
+    return queryset.order_by(*ordering)

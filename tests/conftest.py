@@ -1,0 +1,103 @@
+"""Named actors, as in healthchecks: alice owns the workspace, carol contributes, bob reads, and
+charlie is a stranger to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from runs import sdk
+from runs.models import ApiToken, Experiment, Membership, Run, RunSpec, Workspace
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def alice(django_db_blocker: Any, db: Any) -> User:
+    return User.objects.create_user("alice", "alice@example.org", "password")
+
+
+@pytest.fixture
+def bob(db: Any) -> User:
+    return User.objects.create_user("bob", "bob@example.org", "password")
+
+
+@pytest.fixture
+def carol(db: Any) -> User:
+    return User.objects.create_user("carol", "carol@example.org", "password")
+
+
+@pytest.fixture
+def charlie(db: Any) -> User:
+    return User.objects.create_user("charlie", "charlie@example.org", "password")
+
+
+@pytest.fixture
+def workspace(alice: User, bob: User, carol: User) -> Workspace:
+    ws = Workspace.objects.create(name="default")
+    ws.add_member(alice, Membership.Role.OWNER)
+    ws.add_member(carol, Membership.Role.CONTRIBUTOR)
+    ws.add_member(bob, Membership.Role.READER)
+    return ws
+
+
+@pytest.fixture
+def other_workspace(charlie: User) -> Workspace:
+    ws = Workspace.objects.create(name="elsewhere")
+    ws.add_member(charlie, Membership.Role.OWNER)
+    return ws
+
+
+def token_for(user: User) -> str:
+    return ApiToken.objects.create_token(user, "test")[1]
+
+
+def api_client(user: User) -> Any:
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+    return client
+
+
+@pytest.fixture
+def alice_api(alice: User, workspace: Workspace) -> Any:
+    return api_client(alice)
+
+
+@pytest.fixture
+def bob_api(bob: User, workspace: Workspace) -> Any:
+    return api_client(bob)
+
+
+@pytest.fixture
+def charlie_api(charlie: User, other_workspace: Workspace) -> Any:
+    return api_client(charlie)
+
+
+def make_run(workspace: Workspace, user: User, experiment: str = "exp", **spec: Any) -> Run:
+    """A Running interactive run, made the way the API makes one."""
+    exp, _ = Experiment.ensure(workspace, experiment)
+    (run,) = exp.create_runs([RunSpec(**spec)], by=user)
+    return run
+
+
+@pytest.fixture
+def ws(live_server: Any, alice: User, workspace: Workspace) -> sdk.Workspace:
+    """The SDK's workspace object, talking to a live server over HTTP as alice."""
+    return sdk.Workspace("default", url=live_server.url, token=token_for(alice))
+
+
+@pytest.fixture
+def reader_ws(live_server: Any, bob: User, workspace: Workspace) -> sdk.Workspace:
+    return sdk.Workspace("default", url=live_server.url, token=token_for(bob))
