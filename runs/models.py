@@ -274,7 +274,9 @@ class RunQuerySet(models.QuerySet):
         return self.select_related("experiment", "submitted_by", "parent").prefetch_related(
             "tag_set",
             "property_set",
-            models.Prefetch("files", queryset=RunFile.objects.filter(path__startswith="logs/")),
+            # A separate attribute: a filtered prefetch under "files" would leak its filter into
+            # every later run.files.filter(...).
+            models.Prefetch("files", queryset=RunFile.objects.filter(path__startswith="logs/"), to_attr="log_files"),
         )
 
 

@@ -48,10 +48,12 @@ class RunSerializer(_OmitNullsSerializer):
     def get_logFiles(self, run: Run) -> dict[str, str]:  # noqa: N802 (the name is the API's key)
         request = self.context.get("request")
         files = {}
-        for file in run.files.all():  # prefetched: only logs/ (RunQuerySet.for_listing)
-            if file.path.startswith("logs/"):
-                url = reverse("api-run-file", args=[run.run_id, file.path])
-                files[file.path] = request.build_absolute_uri(url) if request else url
+        log_files = getattr(run, "log_files", None)  # prefetched by RunQuerySet.for_listing
+        if log_files is None:
+            log_files = run.files.filter(path__startswith="logs/")
+        for file in log_files:
+            url = reverse("api-run-file", args=[run.run_id, file.path])
+            files[file.path] = request.build_absolute_uri(url) if request else url
         return files
 
     def get_error(self, run: Run) -> dict[str, Any] | None:

@@ -90,8 +90,9 @@ class RunPagination(PageNumberPagination):
         self.max_page_size = settings.RUNS_MAX_PAGE_SIZE
 
 
-def _run_page(request: Request, runs: Any) -> Response:
-    runs = runs.search(request.query_params.get("q", "")).sorted_by(request.query_params.get("sort", ""))
+def _run_page(request: Request, runs: Any, *, default_sort: str = "-created") -> Response:
+    sort = request.query_params.get("sort") or default_sort
+    runs = runs.search(request.query_params.get("q", "")).sorted_by(sort)
     paginator = RunPagination()
     page = paginator.paginate_queryset(runs.for_listing(), request)
     return paginator.get_paginated_response(RunSerializer(page, many=True, context={"request": request}).data)
@@ -283,7 +284,7 @@ def run_children(request: Request, run_id: str) -> Response:
             children = Run.objects.filter(pk__in=parent.descendant_ids())
         else:
             children = Run.objects.filter(parent=parent)
-        return _run_page(request, children.order_by("created_at", "number"))
+        return _run_page(request, children, default_sort="created")
     specs = _child_specs(_body(request))
     children = parent.experiment.create_runs(specs, by=request.user, parent=parent)
     runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")

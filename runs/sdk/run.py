@@ -23,7 +23,7 @@ from runs.sdk._sender import sender
 from runs.sdk.exceptions import ConflictException, UserErrorException
 from runs.sdk.experiment import Experiment
 from runs.sdk.workspace import Workspace
-from runs.validation import MetricKind, PointIn, StudioError
+from runs.validation import MetricKind, PointIn, StudioError, normalize_file_path
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
 
@@ -200,10 +200,7 @@ class Run:
             point["step"] = step
         if description:
             point["description"] = description
-        try:  # the server's own checks, so a bad point fails here and not in the background
-            PointIn.parse(point, 0)
-        except StudioError as error:
-            raise UserErrorException(error.message.replace("points[0].", ""), code=error.code, target=name) from None
+        _checked(PointIn.parse, point, 0)  # the server's own checks: a bad point fails here, not in the background
         sender().enqueue(self._client, self._id, point)
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
@@ -250,7 +247,10 @@ class Run:
         """``{name: value}``: a bare value for a metric logged once, a list for several; rows and
         tables as ``{column: [values]}``. ``recursive=True``: ``{run_id: {name: value}}`` for this
         run and all its descendants."""
-        self.flush()
+        if recursive:
+            sender().flush()  # the descendants' queued points too
+        else:
+            self.flush()
         params: dict[str, Any] = {"recursive": "true"} if recursive else {}
         if name is not None:
             params["name"] = name
@@ -316,6 +316,7 @@ class Run:
 
     def upload_file(self, name: str, path_or_stream: str | os.PathLike[str] | IO[bytes]) -> dict[str, Any]:
         """Store a file with the run under ``name`` (such as ``outputs/model.pkl``), streamed."""
+        name = _checked(normalize_file_path, name)
         if isinstance(path_or_stream, str | os.PathLike):
             with open(path_or_stream, "rb") as file:
                 return self._client.put(self._path(f"files/{path_quote(name)}"), data=file)
@@ -366,6 +367,18 @@ class Run:
             relative = item["path"] if append_prefix or not prefix else item["path"][len(prefix) :].lstrip("/")
             downloaded.append(self.download_file(item["path"], directory / relative))
         return downloaded
+
+
+def _checked(rule: Any, *args: Any) -> Any:
+    """Apply one of the server's rules (runs/validation.py) here, raising the SDK's exception
+    with the server's message, for requests whose errors would otherwise come too late or garbled
+    (a queued metric point; a path with '..' that HTTP clients rewrite)."""
+    try:
+        return rule(*args)
+    except StudioError as error:
+        raise UserErrorException(
+            error.message.replace("points[0].", ""), code=error.code, target=error.target
+        ) from None
 
 
 def _plain(value: Any) -> Any:
