@@ -17,6 +17,7 @@ literal; the SDK writes the same literals (``runs/sdk/_query.py``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,8 +118,8 @@ class _Token:
     parts: tuple[str, ...] = ()  # a word's dotted parts, quoted parts unquoted
 
 
-def _read_string(text: str, pos: int) -> tuple[str, int]:
-    quote_char, pos, out = text[pos], pos + 1, []
+def _read_string(text: str, start: int) -> tuple[str, int]:
+    quote_char, pos, out = text[start], start + 1, []
     while pos < len(text):
         char = text[pos]
         if char == "\\" and pos + 1 < len(text):
@@ -129,7 +130,12 @@ def _read_string(text: str, pos: int) -> tuple[str, int]:
         else:
             out.append(char)
             pos += 1
-    raise QueryError(f"unclosed quote starting at character {pos - len(out)}")
+    raise QueryError(f"unclosed quote starting at character {start}")
+
+
+def _inside_time(text: str, pos: int) -> bool:
+    """A ':' between digits is part of a time of day (2026-01-31T10:00), not the '=' alias."""
+    return text[pos] == ":" and 0 < pos < len(text) - 1 and text[pos - 1].isdigit() and text[pos + 1].isdigit()
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -145,12 +151,14 @@ def _tokens(text: str) -> list[_Token]:
             value, end = _read_string(text, pos)
             tokens.append(_Token("string", value, pos))
             pos = end
-        elif op := next((op for op in OPERATORS if text.startswith(op, pos)), None):
+        elif (op := next((op for op in OPERATORS if text.startswith(op, pos)), None)) and not _inside_time(text, pos):
             tokens.append(_Token("op", "=" if op == ":" else op, pos))
             pos += len(op)
         else:
             start, parts, current = pos, [], []
-            while pos < len(text) and not text[pos].isspace() and text[pos] not in _SPECIAL:
+            while (
+                pos < len(text) and not text[pos].isspace() and (text[pos] not in _SPECIAL or _inside_time(text, pos))
+            ):
                 if text[pos] == "." and parts == [] and current:
                     # The first dot splits a keyed field's prefix from its key.
                     parts.append("".join(current))
@@ -253,7 +261,7 @@ class _Parser:
         if op.kind == "word":  # in (a, b, c)
             if self.take().kind != "lparen":
                 raise QueryError(f"expected '(' after 'in' at character {op.pos}")
-            values = [self.parse_value()]
+            values = [] if self.peek().kind == "rparen" else [self.parse_value()]  # in (): matches nothing
             while self.peek().kind == "comma":
                 self.take()
                 values.append(self.parse_value())
@@ -361,16 +369,18 @@ def _compare_q(node: Compare) -> Q:
         return Q(_keyed_exists(field, _ordered_q(column, node.op, _number(node.value, field))))
     lookup, kind = PLAIN_FIELDS[field.name]
     values = node.value if isinstance(node.value, tuple) else (node.value,)
+    if node.op == "~" and kind in ("string", "status", "type"):
+        return Q(**{f"{lookup}__icontains": values[0]})
     if kind in ("status", "type"):
         values = tuple(_choice(value, kind) for value in values)
     elif kind == "number":
+        if node.op == "~":
+            raise QueryError(f"{field.name} compares numbers: use =, !=, <, <=, > or >=")
         values = tuple(_number(value, field) for value in values)
     elif kind == "datetime":
         return _datetime_q(lookup, node.op, node.value, field)
     if node.op == "in":
         return Q(**{f"{lookup}__in": values})
-    if node.op == "~":
-        return Q(**{f"{lookup}__icontains": values[0]})
     if kind in ("string", "status", "type") and node.op != "=":
         raise QueryError(f"{field.name} takes =, !=, ~, !~ or in, not {node.op}")
     return _ordered_q(lookup, node.op, values[0])
@@ -404,26 +414,34 @@ def _choice(value: str, kind: str) -> str:
 
 def _number(value: str, field: Field) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
+        number = math.nan
+    if not math.isfinite(number):  # NaN compares differently on SQLite and PostgreSQL
         label = f"{field.name}.{field.key}" if field.key else field.name
-        raise QueryError(f"{label} compares numbers; {value!r} is not a number") from None
+        raise QueryError(f"{label} compares numbers; {value!r} is not a finite number")
+    return number
 
 
 def _datetime_q(lookup: str, op: str, value: Any, field: Field) -> Q:
     if op in ("~", "in"):
         raise QueryError(f"{field.name} takes =, !=, <, <=, > or >=")
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    problem = f"{field.name} takes a date (2026-01-31) or a date and time (2026-01-31T10:00); not {value!r}"
+    try:
+        # A bare date first: parse_datetime also reads one, as its midnight.
+        day = parse_date(value)
+        moment = None if day else parse_datetime(value)
+    except ValueError:  # well-formed but impossible: 2026-02-30
+        raise QueryError(problem) from None
     if moment is not None:
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment, dt.UTC)
         return _ordered_q(lookup, op, moment)
-    day = parse_date(value) if isinstance(value, str) else None
     if day is None:
-        raise QueryError(f"{field.name} takes a date (2026-01-31) or a date and time; not {value!r}")
+        raise QueryError(problem)
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1)
-    # A whole day: "= 2026-01-31" is that day; "> 2026-01-31" is after it.
+    # A whole day (UTC): "= 2026-01-31" is that day; "> 2026-01-31" is after it.
     return {
         "=": Q(**{f"{lookup}__gte": start, f"{lookup}__lt": end}),
         "<": Q(**{f"{lookup}__lt": start}),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -97,6 +98,8 @@ TEMPLATES = [
 
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # One test database per test process, so two runs of the suite on one machine never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -110,9 +113,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
-            # A file (not :memory:) so the live server's threads each get their own connection,
-            # as a real deployment's workers do.
-            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
+            # A file (not :memory:) so the live server's threads each get their own connection, as a
+            # real deployment's workers do; one per test process, so concurrent runs never collide.
+            "TEST": {"NAME": Path(tempfile.gettempdir()) / f"studio-test-{os.getpid()}.sqlite3"},
         }
     }
 

@@ -48,6 +48,8 @@ def _get_workspace(request: Request, name: str, *, write: bool = False, manage: 
     workspace = Workspace.objects.visible_to(request.user).filter(name=name).first()
     if workspace is None:
         raise NotFound(f"workspace {name!r} not found")
+    if not (write or manage):
+        return workspace
     role = workspace.role_of(request.user)
     if manage and role != Membership.Role.OWNER:
         raise PermissionDenied(f"only an Owner of workspace {name!r} may manage its members")
