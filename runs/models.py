@@ -410,8 +410,7 @@ class Run(models.Model):
             with transaction.atomic():
                 if Run.objects.filter(pk=self.pk, status=current).update(**changes) == 1:
                     RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
-                    self.refresh_from_db(fields=["status", "started_at", "ended_at"])
-                    self.error_code, self.error_message = error_code or self.error_code, error_message or ""
+                    self.refresh_from_db(fields=["status", "started_at", "ended_at", *_ERROR_FIELDS])
                     return
             self.refresh_from_db(fields=["status"])  # somebody else changed it first
         raise Conflict(f"the status of run {self.run_id} keeps changing; try again", target="status")
@@ -610,6 +609,9 @@ class Run(models.Model):
         except IntegrityError as error:  # uploaded twice at the same moment: keep the first
             default_storage.delete(storage_name)
             raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path") from error
+
+
+_ERROR_FIELDS = ("error_code", "error_message", "error_details")
 
 
 def _value_hash(value: str | None) -> str:

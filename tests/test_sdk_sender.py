@@ -3,6 +3,9 @@ reached through a real TCP proxy that we close (server down) or slow (timeouts) 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -138,3 +141,22 @@ def test_a_dozen_concurrent_writers_never_see_a_locked_database(ws: sdk.Workspac
         assert steps_of(run_id, "loss") == list(range(200))
     numbers = sorted(r.number for r in Experiment(ws, "crowd").get_runs())
     assert numbers == sorted(set(numbers)) and len(numbers) == 12
+
+
+EXITS_WITHOUT_FLUSH = """
+from runs.sdk import Experiment, Workspace
+run = Experiment(Workspace.from_config(), "at-exit").start_logging(run_id="exits-without-flush")
+for step in range(5000):
+    run.log("loss", step / 5000)
+# no complete(), no flush(): the interpreter's exit sends what is queued
+"""
+
+
+def test_interpreter_exit_sends_what_is_queued(live_server: Any, alice: Any, workspace: Any, tmp_path: Any) -> None:
+    env = {**os.environ, "STUDIO_URL": live_server.url, "STUDIO_TOKEN": token_for(alice)}
+    result = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_FLUSH], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "could not be sent" not in result.stderr
+    assert steps_of("exits-without-flush", "loss") == list(range(5000))

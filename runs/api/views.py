@@ -10,6 +10,7 @@ import io
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max
 from django.http import FileResponse
@@ -85,9 +86,7 @@ def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200
 class RunPagination(PageNumberPagination):
     page_size_query_param = "page_size"
 
-    def __init__(self) -> None:
-        from django.conf import settings
-
+    def __init__(self) -> None:  # read per request, so tests (and RUNS_PAGE_SIZE) can change them
         self.page_size = settings.RUNS_PAGE_SIZE
         self.max_page_size = settings.RUNS_MAX_PAGE_SIZE
 

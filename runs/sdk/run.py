@@ -232,12 +232,12 @@ class Run:
         params = {"name": name, "description": description}
         if path is not None:
             with open(path, "rb") as file:
-                self._client.post(self._path("images/"), data=file, params=params, retry_unsent_only=False)
+                self._client.post(self._path("images/"), data=file, params=params)
         else:
             buffer = io.BytesIO()
             plot.savefig(buffer, format="png")
             buffer.seek(0)
-            self._client.post(self._path("images/"), data=buffer, params=params, retry_unsent_only=False)
+            self._client.post(self._path("images/"), data=buffer, params=params)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every metric point logged so far is stored; False if ``timeout`` ran out."""
@@ -317,10 +317,13 @@ class Run:
     def upload_file(self, name: str, path_or_stream: str | os.PathLike[str] | IO[bytes]) -> dict[str, Any]:
         """Store a file with the run under ``name`` (such as ``outputs/model.pkl``), streamed."""
         name = _checked(normalize_file_path, name)
+        # Files are immutable: a PUT resent after a timeout could answer 409 for a stored file, so
+        # it is sent again only when it surely never arrived.
+        url = self._path(f"files/{path_quote(name)}")
         if isinstance(path_or_stream, str | os.PathLike):
             with open(path_or_stream, "rb") as file:
-                return self._client.put(self._path(f"files/{path_quote(name)}"), data=file)
-        return self._client.put(self._path(f"files/{path_quote(name)}"), data=path_or_stream)
+                return self._client.put(url, data=file, retry_unsent_only=True)
+        return self._client.put(url, data=path_or_stream, retry_unsent_only=True)
 
     def upload_folder(self, name: str, path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         """Upload every file under the folder ``path`` to ``name/<relative path>``."""
