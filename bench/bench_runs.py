@@ -48,6 +48,7 @@ import platform
 import random
 import secrets
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -369,6 +370,7 @@ class Result:
     ms: list[float]
     matches: int | None
     server_ms: list[float] = field(default_factory=list)
+    error: str | None = None  # the query failed: the first error, and no timings
 
 
 def time_case(case: Case, target: Target, args: argparse.Namespace, run_ids: list[str]) -> Result:
@@ -412,9 +414,14 @@ def sample_run_ids(target: Target, args: argparse.Namespace) -> list[str]:
 
 def run_timings(target: Target, args: argparse.Namespace) -> list[Result]:
     run_ids = sample_run_ids(target, args)
-    results = []
+    results: list[Result] = []
     for case in CASES:
-        result = time_case(case, target, args, run_ids)
+        try:
+            result = time_case(case, target, args, run_ids)
+        except (ApiError, requests.RequestException) as error:
+            print(f"  {case.label:<28} FAILED: {error}", flush=True)
+            results.append(Result(case, [], None, error=str(error)[:200]))
+            continue
         stats = summarize(result.ms)
         print(
             f"  {case.label:<28} p50 {stats['p50']:7.1f} ms  p95 {stats['p95']:7.1f} ms  max {stats['max']:7.1f} ms",
@@ -460,6 +467,10 @@ def results_table(results: list[Result]) -> str:
         rule += "---:|---:|"
     lines = [header, rule]
     for result in results:
+        if result.error is not None:
+            error = result.error.replace("|", "/")
+            lines.append(f"| {result.case.label} ✗ | {request_text(result.case)} | failed: {error} | | | |")
+            continue
         stats = summarize(result.ms)
         slow = " ⚠" if stats["p95"] > SLOW_P95_MS else ""
         matches = "1" if result.case.detail else str(result.matches)
@@ -516,6 +527,24 @@ def command_line() -> str:
     return " ".join(shlex.quote(part) for part in [shown, *sys.argv])
 
 
+def project_version() -> str:
+    """The git commit of the project this script sits in, as a hint of the code the server runs."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *command], capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not commit:
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes outside bench/" if dirty else "")
+
+
 def write_section(path: Path, args: argparse.Namespace, body: str, total_runs: int) -> None:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = [
@@ -527,6 +556,7 @@ def write_section(path: Path, args: argparse.Namespace, body: str, total_runs: i
         f"- Database: {args.db_label}",
         f"- Runs in the workspace: {total_runs} (seeded by this command: {0 if args.skip_seed else args.runs})",
         f"- Requests per query: {args.requests} timed, after {WARMUP_REQUESTS} warm-up; page_size={PAGE_SIZE}",
+        f"- Project code: git {project_version()} (when the report was written; the server runs what it loaded)",
         f"- Command: `{command_line()}`",
         "",
         body,
@@ -592,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results:
         table = results_table(results)
         report += ["### Queries", "", table, ""]
-        slow = [r.case.label for r in results if summarize(r.ms)["p95"] > SLOW_P95_MS]
+        slow = [r.case.label for r in results if r.ms and summarize(r.ms)["p95"] > SLOW_P95_MS]
         if slow:
             report += [f"⚠ p95 above {SLOW_P95_MS:.0f} ms: {', '.join(slow)}.", ""]
     print()

@@ -177,6 +177,9 @@ class Experiment(models.Model):
     @classmethod
     def ensure(cls, workspace: Workspace, name: str) -> tuple[Experiment, bool]:
         validate_identifier(name, "name")
+        # Read first, outside a transaction: on SQLite every transaction takes the write lock.
+        if experiment := cls.objects.filter(workspace=workspace, name=name).first():
+            return experiment, False
         try:
             with transaction.atomic():
                 return cls.objects.get_or_create(workspace=workspace, name=name)

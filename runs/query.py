@@ -453,19 +453,21 @@ def _datetime_q(lookup: str, op: str, value: Any, field: Field) -> Q:
 
 # --- Sorting -----------------------------------------------------------------------------------------------
 
-SORT_FIELDS: dict[str, str] = {
-    "created": "created_at",
-    "started": "started_at",
-    "ended": "ended_at",
-    "number": "number",
-    "name": "display_name",
-    "display_name": "display_name",
-    "run_id": "run_id",
-    "status": "status",
-    "experiment": "experiment__name",
-    "target": "target",
-    "type": "type",
-    "submitted_by": "submitted_by__username",
+# Sort key -> (column, may be null). Never-null columns sort without NULLS LAST, which would keep
+# PostgreSQL from using the (workspace, -created_at) index for the default order.
+SORT_FIELDS: dict[str, tuple[str, bool]] = {
+    "created": ("created_at", False),
+    "started": ("started_at", True),
+    "ended": ("ended_at", True),
+    "number": ("number", False),
+    "name": ("display_name", False),
+    "display_name": ("display_name", False),
+    "run_id": ("run_id", False),
+    "status": ("status", False),
+    "experiment": ("experiment__name", False),
+    "target": ("target", False),
+    "type": ("type", False),
+    "submitted_by": ("submitted_by__username", True),
 }
 
 
@@ -478,8 +480,10 @@ def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
         descending, key = raw.startswith("-"), raw.lstrip("-")
         token = _tokens(key)[0]
         field = _field_of(token) if token.kind == "word" else None
+        nullable = True
         if key in SORT_FIELDS:
-            expression = F(SORT_FIELDS[key])
+            column, nullable = SORT_FIELDS[key]
+            expression = F(column)
         elif field is not None and field.key is not None:
             alias = f"sort_{index}"
             if field.name == "metrics":
@@ -495,7 +499,8 @@ def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
                 f"cannot sort by {key!r}; sort by {', '.join(SORT_FIELDS)}, metrics.<name>[.min|.max], "
                 "tags.<key> or properties.<key>"
             )
-        ordering.append(expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True))
+        nulls_last = True if nullable else None
+        ordering.append(expression.desc(nulls_last=nulls_last) if descending else expression.asc(nulls_last=nulls_last))
     if not ordering:
         ordering = [F("created_at").desc()]
     ordering.append(F("pk").desc() if ordering[0].descending else F("pk").asc())

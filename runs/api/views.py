@@ -60,7 +60,7 @@ def _get_workspace(request: Request, name: str, *, write: bool = False, manage: 
 
 
 def _get_run(request: Request, run_id: str, *, write: bool = False) -> Run:
-    run = Run.objects.visible_to(request.user).for_listing().filter(run_id=run_id).first()
+    run = Run.objects.visible_to(request.user).select_related("workspace", "experiment").filter(run_id=run_id).first()
     if run is None:
         raise NotFound(f"run {run_id!r} not found")
     if write and not run.workspace.can_write(request.user):
@@ -79,6 +79,7 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200_OK) -> Response:
+    """The run's details, read afresh with everything they show."""
     run = Run.objects.for_listing().get(pk=run.pk)
     return Response(RunSerializer(run, context={"request": request}).data, status=status_code)
 
