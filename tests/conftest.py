@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 
 from runs import sdk
 from runs.models import ApiToken, Experiment, Membership, Run, RunSpec, Workspace
+
+
+# The live server answers each keep-alive connection in a thread of its own; a persistent database
+# connection there would outlive the test run and keep PostgreSQL from dropping the test database.
+settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture(autouse=True)
