@@ -37,6 +37,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run -v0
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: lint
 	scripts/ensure-services.sh postgres

@@ -164,6 +164,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",  # vendored by drf-spectacular-sidecar: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.Run.Status"},
 }
 
 # Runs list pages: the default and the largest page an API client may ask for.

@@ -12,7 +12,6 @@ from django.contrib.auth.models import User
 from runs import sdk
 from runs.models import ApiToken, Experiment, Membership, Run, RunSpec, Workspace
 
-
 # The live server answers each keep-alive connection in a thread of its own; a persistent database
 # connection there would outlive the test run and keep PostgreSQL from dropping the test database.
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -22,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from runs import wire
+from runs.api import schema
 from runs.api.serializers import (
     ExperimentSerializer,
     MembershipSerializer,
@@ -103,6 +106,10 @@ def _run_page(request: Request, runs: Any, *, default_sort: str = "-created") ->
 # --- workspaces and members --------------------------------------------------------------------------------
 
 
+@extend_schema(methods=["GET"], responses=WorkspaceSerializer(many=True), summary="Your workspaces")
+@extend_schema(
+    methods=["POST"], request=schema.WorkspaceCreate, responses={201: WorkspaceSerializer, **schema.errors(400)}
+)
 @api_view(["GET", "POST"])
 def workspace_list(request: Request) -> Response:
     if request.method == "POST":
@@ -120,6 +127,10 @@ def workspace_list(request: Request) -> Response:
     return Response(WorkspaceSerializer(workspaces, many=True).data)
 
 
+@extend_schema(methods=["GET"], responses=MembershipSerializer(many=True))
+@extend_schema(
+    methods=["POST"], request=schema.MemberAdd, responses={201: MembershipSerializer, **schema.errors(400, 403, 404)}
+)
 @api_view(["GET", "POST"])
 def member_list(request: Request, workspace: str) -> Response:
     ws = _get_workspace(request, workspace, manage=request.method == "POST")
@@ -137,6 +148,7 @@ def member_list(request: Request, workspace: str) -> Response:
     return Response(MembershipSerializer(memberships, many=True).data)
 
 
+@extend_schema(responses={204: None, **schema.errors(400, 403, 404)})
 @api_view(["DELETE"])
 def member_detail(request: Request, workspace: str, username: str) -> Response:
     ws = _get_workspace(request, workspace, manage=True)
@@ -152,6 +164,7 @@ def member_detail(request: Request, workspace: str, username: str) -> Response:
 # --- experiments -------------------------------------------------------------------------------------------
 
 
+@extend_schema(responses=ExperimentSerializer(many=True))
 @api_view(["GET"])
 def experiment_list(request: Request, workspace: str) -> Response:
     ws = _get_workspace(request, workspace)
@@ -170,6 +183,12 @@ def experiment_list(request: Request, workspace: str) -> Response:
     return Response(ExperimentSerializer(experiments, many=True).data)
 
 
+@extend_schema(methods=["GET"], responses={200: ExperimentSerializer, **schema.errors(404)})
+@extend_schema(
+    methods=["PUT"],
+    request=None,
+    responses={200: ExperimentSerializer, 201: ExperimentSerializer, **schema.errors(400, 403)},
+)
 @api_view(["GET", "PUT"])
 def experiment_detail(request: Request, workspace: str, name: str) -> Response:
     """GET an experiment; PUT makes sure it exists (a Reader may PUT one that already exists)."""
@@ -184,6 +203,7 @@ def experiment_detail(request: Request, workspace: str, name: str) -> Response:
     return Response(ExperimentSerializer(experiment).data)
 
 
+@extend_schema(request=schema.RunStart, responses={201: RunSerializer, **schema.errors(400, 403, 404, 409)})
 @api_view(["POST"])
 def experiment_runs(request: Request, workspace: str, name: str) -> Response:
     """Start a run in the experiment, creating the experiment if needed."""
@@ -206,6 +226,10 @@ def experiment_runs(request: Request, workspace: str, name: str) -> Response:
 # --- runs --------------------------------------------------------------------------------------------------
 
 
+@extend_schema(
+    parameters=[*schema.RUN_LIST_PARAMETERS, OpenApiParameter("include_children", bool)],
+    responses={200: schema.RunPage, **schema.errors(400, 404)},
+)
 @api_view(["GET"])
 def workspace_runs(request: Request, workspace: str) -> Response:
     """Runs of a workspace: ``?q=`` (query language), ``?sort=``, ``?include_children=``, pages."""
@@ -215,6 +239,10 @@ def workspace_runs(request: Request, workspace: str) -> Response:
     return _run_page(request, runs)
 
 
+@extend_schema(methods=["GET"], responses={200: RunSerializer, **schema.errors(404)})
+@extend_schema(
+    methods=["PATCH"], request=schema.RunUpdate, responses={200: RunSerializer, **schema.errors(400, 403, 404)}
+)
 @api_view(["GET", "PATCH"])
 def run_detail(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id, write=request.method == "PATCH")
@@ -224,6 +252,7 @@ def run_detail(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(request=schema.StatusChange, responses={200: RunSerializer, **schema.errors(400, 403, 404, 409)})
 @api_view(["POST"])
 def run_status(request: Request, run_id: str) -> Response:
     """Move the run to ``status``; ``error`` (code, message, details) goes with Failed."""
@@ -245,6 +274,7 @@ def run_status(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(request=None, responses={200: RunSerializer, **schema.errors(403, 404, 409)})
 @api_view(["POST"])
 def run_cancel(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id, write=True)
@@ -252,6 +282,7 @@ def run_cancel(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(request=schema.TagsChange, responses={200: RunSerializer, **schema.errors(400, 403, 404)})
 @api_view(["PATCH"])
 def run_tags(request: Request, run_id: str) -> Response:
     """``{"set": {key: value-or-null}, "remove": [key, ...]}``."""
@@ -265,6 +296,7 @@ def run_tags(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(request=OpenApiTypes.OBJECT, responses={200: RunSerializer, **schema.errors(400, 403, 404, 409)})
 @api_view(["POST"])
 def run_properties(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id, write=True)
@@ -272,6 +304,16 @@ def run_properties(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(
+    methods=["GET"],
+    parameters=[*schema.RUN_LIST_PARAMETERS, OpenApiParameter("recursive", bool)],
+    responses={200: schema.RunPage, **schema.errors(400, 404)},
+)
+@extend_schema(
+    methods=["POST"],
+    request=schema.ChildrenCreate,
+    responses={201: RunSerializer(many=True), **schema.errors(400, 403, 404)},
+)
 @api_view(["GET", "POST"])
 def run_children(request: Request, run_id: str) -> Response:
     """GET: the run's children (``?recursive=true`` for all descendants), filtered by ``?q=``.
@@ -318,6 +360,16 @@ def _child_specs(body: dict[str, Any]) -> list[RunSpec]:
     return [RunSpec(tags={tag_key or "batch_index": str(index)}) for index in range(count)]
 
 
+@extend_schema(
+    methods=["GET"],
+    parameters=[OpenApiParameter("name", str), OpenApiParameter("recursive", bool)],
+    responses={200: schema.MetricValues, **schema.errors(404)},
+)
+@extend_schema(
+    methods=["POST"],
+    request=schema.MetricsBatch,
+    responses={201: schema.MetricsStored, **schema.errors(400, 403, 404, 409)},
+)
 @api_view(["GET", "POST"])
 def run_metrics(request: Request, run_id: str) -> Response:
     """POST ``{"batchId": ..., "points": [{name, value, step?, time?, kind?, description?}]}``.
@@ -341,6 +393,7 @@ def run_metrics(request: Request, run_id: str) -> Response:
     return Response({"metrics": wire.encode(run.metric_values(name))})
 
 
+@extend_schema(responses=MetricSummarySerializer(many=True))
 @api_view(["GET"])
 def run_metric_summaries(request: Request, run_id: str) -> Response:
     """Each metric's kind, count and last/min/max, without reading its points."""
@@ -348,6 +401,11 @@ def run_metric_summaries(request: Request, run_id: str) -> Response:
     return Response(MetricSummarySerializer(run.metrics.order_by("name"), many=True).data)
 
 
+@extend_schema(
+    request={"image/png": OpenApiTypes.BINARY},
+    parameters=[OpenApiParameter("name", str, required=True), OpenApiParameter("description", str)],
+    responses={201: RunFileSerializer, **schema.errors(400, 403, 404, 409)},
+)
 @api_view(["POST"])
 def run_images(request: Request, run_id: str) -> Response:
     """The request body is a PNG; ``?name=`` names the image metric, ``?description=`` is optional."""
@@ -360,6 +418,7 @@ def run_images(request: Request, run_id: str) -> Response:
     return Response(RunFileSerializer(stored, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(parameters=[OpenApiParameter("prefix", str)], responses=RunFileSerializer(many=True))
 @api_view(["GET"])
 def run_files(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id)
@@ -369,6 +428,12 @@ def run_files(request: Request, run_id: str) -> Response:
     return Response(RunFileSerializer(files, many=True, context={"request": request}).data)
 
 
+@extend_schema(
+    methods=["GET"], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **schema.errors(404)}
+)
+@extend_schema(
+    methods=["PUT"], request=schema.BINARY, responses={201: RunFileSerializer, **schema.errors(400, 403, 404, 409)}
+)
 @api_view(["GET", "PUT"])
 def run_file(request: Request, run_id: str, path: str) -> Response | FileResponse:
     """PUT stores the raw request body as the file, streamed; GET streams it back."""
@@ -382,6 +447,7 @@ def run_file(request: Request, run_id: str, path: str) -> Response | FileRespons
     return FileResponse(file.open(), as_attachment=True, filename=file.path.rsplit("/", 1)[-1])
 
 
+@extend_schema(responses=RunStatusEventSerializer(many=True))
 @api_view(["GET"])
 def run_events(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id)

@@ -1,0 +1,152 @@
+"""What the OpenAPI schema says about requests the views read by hand.
+
+These serializers only document; the rules themselves live in ``runs/validation.py`` and the
+models, which every request goes through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+
+from runs.api.serializers import RunSerializer
+from runs.models import Membership, Run
+from runs.validation import METRIC_KINDS
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "runs.api.auth.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API token: `Authorization: Bearer rs_...`"}
+
+
+_ErrorDetail = inline_serializer(
+    "ErrorDetail",
+    {
+        "code": serializers.CharField(),
+        "message": serializers.CharField(),
+        "target": serializers.CharField(required=False, help_text="the field at fault"),
+        "details": serializers.DictField(required=False),
+    },
+)
+Error = inline_serializer("Error", {"error": _ErrorDetail})
+
+
+def errors(*codes: int) -> dict[int, Any]:
+    return dict.fromkeys(codes, Error)
+
+
+_STRING_MAP = OpenApiTypes.OBJECT
+
+WorkspaceCreate = inline_serializer("WorkspaceCreate", {"name": serializers.CharField(max_length=64)})
+MemberAdd = inline_serializer(
+    "MemberAdd",
+    {"username": serializers.CharField(), "role": serializers.ChoiceField(Membership.Role.values, default="Reader")},
+)
+RunStart = inline_serializer(
+    "RunStart",
+    {
+        "runId": serializers.CharField(required=False, help_text="default: <experiment>_<unix time>_<8 hex>"),
+        "displayName": serializers.CharField(required=False, max_length=255),
+        "description": serializers.CharField(required=False, help_text="Markdown"),
+        "tags": serializers.DictField(child=serializers.CharField(allow_null=True), required=False),
+        "properties": serializers.DictField(child=serializers.CharField(), required=False),
+        "target": serializers.CharField(required=False, default="local"),
+    },
+)
+RunUpdate = inline_serializer(
+    "RunUpdate",
+    {"displayName": serializers.CharField(required=False), "description": serializers.CharField(required=False)},
+)
+StatusChange = inline_serializer(
+    "StatusChange",
+    {
+        "status": serializers.ChoiceField(Run.Status.values),
+        "error": inline_serializer(
+            "RunError",
+            {
+                "code": serializers.CharField(required=False),
+                "message": serializers.CharField(required=False),
+                "details": serializers.CharField(required=False),
+            },
+            required=False,
+        ),
+    },
+)
+TagsChange = inline_serializer(
+    "TagsChange",
+    {
+        "set": serializers.DictField(child=serializers.CharField(allow_null=True), required=False),
+        "remove": serializers.ListField(child=serializers.CharField(), required=False),
+    },
+)
+ChildrenCreate = inline_serializer(
+    "ChildrenCreate",
+    {
+        "count": serializers.IntegerField(required=False, min_value=1, max_value=1000),
+        "tagKey": serializers.CharField(required=False),
+        "tagValues": serializers.ListField(child=serializers.CharField(), required=False),
+        "runs": serializers.ListField(
+            child=inline_serializer(
+                "ChildSpec",
+                {
+                    "runId": serializers.CharField(required=False),
+                    "displayName": serializers.CharField(required=False),
+                    "tags": serializers.DictField(required=False),
+                },
+            ),
+            required=False,
+        ),
+    },
+)
+MetricsBatch = inline_serializer(
+    "MetricsBatch",
+    {
+        "batchId": serializers.CharField(required=False, max_length=64, help_text="idempotency key"),
+        "points": serializers.ListField(
+            child=inline_serializer(
+                "MetricPointIn",
+                {
+                    "name": serializers.CharField(),
+                    "value": serializers.JSONField(help_text='non-finite floats as {"$float": "NaN"}'),
+                    "kind": serializers.ChoiceField(METRIC_KINDS, default="scalar"),
+                    "step": serializers.IntegerField(required=False),
+                    "time": serializers.DateTimeField(required=False),
+                    "description": serializers.CharField(required=False),
+                },
+            ),
+            max_length=10_000,
+        ),
+    },
+)
+MetricsStored = inline_serializer("MetricsStored", {"stored": serializers.IntegerField()})
+MetricValues = inline_serializer(
+    "MetricValues",
+    {
+        "metrics": serializers.DictField(required=False, help_text="name: value (or list of values)"),
+        "runs": serializers.DictField(required=False, help_text="with recursive=true: run id: {name: value}"),
+    },
+)
+RunPage = inline_serializer(
+    "RunPage",
+    {
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": RunSerializer(many=True),
+    },
+)
+
+RUN_LIST_PARAMETERS = [
+    OpenApiParameter("q", str, description="the run query language, e.g. `status = Failed and tags.team = vision`"),
+    OpenApiParameter("sort", str, description="comma-separated keys, e.g. `-created` or `metrics.loss.min`"),
+    OpenApiParameter("page", int),
+    OpenApiParameter("page_size", int, description="up to 1000"),
+]
+BINARY = {"application/octet-stream": OpenApiTypes.BINARY}
