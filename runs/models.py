@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -304,6 +305,8 @@ class Run(models.Model):
         SCRIPT = "script"  # submitted, and executed by a runner
 
     TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+    # Something is executing the run and sends heartbeats; silence here means trouble.
+    ALIVE = (Status.STARTING, Status.PREPARING, Status.RUNNING, Status.FINALIZING)
 
     _S = Status
     # The one state machine. Terminal statuses have no way out.
@@ -384,12 +387,15 @@ class Run(models.Model):
         error_code: str = "",
         error_message: str = "",
         error_details: str = "",
-    ) -> None:
+        only_if: Q | None = None,
+    ) -> bool:
         """Move to status ``to``: the one place a run's status changes.
 
         A compare-and-swap on the current status, so of two concurrent writers only one wins; the
         loser re-reads the status and is refused if the move is no longer legal. The change and its
         event are written in one transaction, so the event log never misses or invents a change.
+        ``only_if`` adds a condition to the swap (the monitor's "still silent"); returns False when
+        it no longer holds, True when the status changed.
         """
         if to not in self.Status.values:
             raise InvalidValue(f"unknown status {to!r}", target="status")
@@ -408,15 +414,31 @@ class Run(models.Model):
                 changes["started_at"] = Coalesce(F("started_at"), Value(now))
             if to in self.TERMINAL:
                 changes["ended_at"] = now
+            elif to in self.ALIVE and current not in self.ALIVE:
+                changes["last_heartbeat_at"] = now  # starting to execute is a sign of life
             if error_code or error_message or error_details:
                 changes.update(error_code=error_code, error_message=error_message, error_details=error_details)
             with transaction.atomic():
-                if Run.objects.filter(pk=self.pk, status=current).update(**changes) == 1:
+                if Run.objects.filter(only_if or Q(), pk=self.pk, status=current).update(**changes) == 1:
                     RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
-                    self.refresh_from_db(fields=["status", "started_at", "ended_at", *_ERROR_FIELDS])
-                    return
-            self.refresh_from_db(fields=["status"])  # somebody else changed it first
+                    self.refresh_from_db(fields=_TRANSITION_FIELDS)
+                    return True
+            self.refresh_from_db(fields=["status"])  # somebody else changed it first, or only_if failed
+            if only_if is not None and self.status == current:
+                return False
         raise Conflict(f"the status of run {self.run_id} keeps changing; try again", target="status")
+
+    def heartbeat(self) -> str:
+        """Note that whatever executes the run is alive; a NotResponding run is Running again.
+        Returns the status, so a runner learns of a cancel request in the same call."""
+        now = timezone.now()
+        Run.objects.filter(pk=self.pk).update(last_heartbeat_at=now)
+        self.last_heartbeat_at = now
+        self.refresh_from_db(fields=["status"])
+        if self.status == self.Status.NOT_RESPONDING:
+            with contextlib.suppress(IllegalTransition):  # it ended meanwhile
+                self.transition(self.Status.RUNNING)
+        return self.status
 
     def fail(self, *, by: Any = None, code: str = "", message: str = "", details: str = "") -> None:
         validate_label(code, "errorCode", allow_empty=True)
@@ -614,7 +636,15 @@ class Run(models.Model):
             raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path") from error
 
 
-_ERROR_FIELDS = ("error_code", "error_message", "error_details")
+_TRANSITION_FIELDS = (
+    "status",
+    "started_at",
+    "ended_at",
+    "last_heartbeat_at",
+    "error_code",
+    "error_message",
+    "error_details",
+)
 
 
 def _value_hash(value: str | None) -> str:

@@ -171,6 +171,13 @@ SPECTACULAR_SETTINGS = {
 RUNS_PAGE_SIZE = envint("RUNS_PAGE_SIZE", "100")
 RUNS_MAX_PAGE_SIZE = 1000
 
+# Heartbeats (runs/monitor.py): silent this long, a run is NotResponding; silent this much longer,
+# it has lost contact and ends Failed. Every server process sweeps every RUNS_MONITOR_INTERVAL s.
+RUNS_HEARTBEAT_TIMEOUT = envint("RUNS_HEARTBEAT_TIMEOUT", "60")
+RUNS_LOST_CONTACT_AFTER = envint("RUNS_LOST_CONTACT_AFTER", "600")
+RUNS_MONITOR_INTERVAL = envint("RUNS_MONITOR_INTERVAL", "5")
+STUDIO_MONITOR = envbool("STUDIO_MONITOR", "True")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

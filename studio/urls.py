@@ -16,3 +16,4 @@ urlpatterns = [
 ]
 
 handler404 = "studio.views.not_found"
+handler500 = "studio.views.server_failed"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 
-from runs.api.errors import json_not_found
+from runs.api.errors import error_body, json_not_found
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -18,3 +18,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if request.path.startswith("/api/"):
         return json_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def server_failed(request: HttpRequest) -> HttpResponse:
+    """API clients get a JSON 500, in the API's error shape; browsers get the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("ServerError", "the server failed; the error is in its log"), status=500)
+    return server_error(request)

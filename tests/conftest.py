@@ -18,6 +18,29 @@ settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture(autouse=True)
+def _forget_open_runs() -> Any:
+    """Runs a test leaves open are not the SDK's to end at exit: their server is gone by then."""
+    yield
+    from runs.sdk import _sender
+
+    if _sender._sender is not None:
+        for run_id in _sender._sender.watched():
+            _sender._sender.unwatch(run_id)
+
+
+@pytest.fixture
+def monitor(settings: Any) -> Any:
+    """The heartbeat monitor, sweeping every 0.1 s, with timeouts of a second."""
+    from runs import monitor
+
+    settings.RUNS_HEARTBEAT_TIMEOUT = 1
+    settings.RUNS_LOST_CONTACT_AFTER = 1
+    monitor.start_in_background(0.1)
+    yield monitor
+    monitor.stop()
+
+
+@pytest.fixture(autouse=True)
 def _fast_passwords(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -125,6 +125,7 @@ MetricsBatch = inline_serializer(
         ),
     },
 )
+HeartbeatAnswer = inline_serializer("HeartbeatAnswer", {"status": serializers.ChoiceField(Run.Status.values)})
 MetricsStored = inline_serializer("MetricsStored", {"stored": serializers.IntegerField()})
 MetricValues = inline_serializer(
     "MetricValues",

@@ -15,6 +15,7 @@ urlpatterns = [
     path("runs/<str:run_id>/", views.run_detail, name="api-run"),
     path("runs/<str:run_id>/status/", views.run_status, name="api-run-status"),
     path("runs/<str:run_id>/cancel/", views.run_cancel, name="api-run-cancel"),
+    path("runs/<str:run_id>/heartbeat/", views.run_heartbeat, name="api-run-heartbeat"),
     path("runs/<str:run_id>/tags/", views.run_tags, name="api-run-tags"),
     path("runs/<str:run_id>/properties/", views.run_properties, name="api-run-properties"),
     path("runs/<str:run_id>/children/", views.run_children, name="api-run-children"),

@@ -274,6 +274,15 @@ def run_status(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
+@extend_schema(request=None, responses={200: schema.HeartbeatAnswer, **schema.errors(403, 404)})
+@api_view(["POST"])
+def run_heartbeat(request: Request, run_id: str) -> Response:
+    """Whatever executes the run is alive. The answer carries the status, so a runner learns of a
+    cancel request with its next heartbeat."""
+    run = _get_run(request, run_id, write=True)
+    return Response({"status": run.heartbeat()})
+
+
 @extend_schema(request=None, responses={200: RunSerializer, **schema.errors(403, 404, 409)})
 @api_view(["POST"])
 def run_cancel(request: Request, run_id: str) -> Response:

@@ -9,6 +9,11 @@
 - Points the server refuses (4xx: the run has ended, say) are reported with a warning.
 - ``flush()`` waits until a run's points are stored; ``complete()``, ``fail()`` and interpreter exit
   flush (at exit, for up to ``STUDIO_EXIT_FLUSH_TIMEOUT`` seconds).
+
+The same thread sends a heartbeat every ``STUDIO_HEARTBEAT_INTERVAL`` seconds (default 15) for the
+interactive runs this process started and has not ended, so the studio can tell a crashed script
+(its runs go NotResponding, then Failed) from a quiet one. At a normal interpreter exit those
+runs are ended: Completed, or Failed with the uncaught exception (Canceled for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -46,9 +52,12 @@ class _RunQueue:
 
 
 class MetricSender:
-    def __init__(self, *, max_points: int, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, *, max_points: int, batch_size: int = BATCH_SIZE, heartbeat_interval: float = 15.0) -> None:
         self.max_points = max_points
         self.batch_size = batch_size
+        self.heartbeat_interval = heartbeat_interval
+        self._watched: dict[str, Client] = {}  # runs to heartbeat for
+        self._next_heartbeat = 0.0
         self._cond = threading.Condition()
         self._runs: dict[str, _RunQueue] = {}  # insertion order: runs take turns
         self._pending = 0  # queued or in flight, all runs
@@ -75,10 +84,27 @@ class MetricSender:
                 queue = self._runs[run_id] = _RunQueue(client)
             queue.points.append(point)
             self._pending += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="studio-metric-sender", daemon=True)
-                self._thread.start()
+            self._ensure_thread()
             self._cond.notify_all()
+
+    def watch(self, client: Client, run_id: str) -> None:
+        """Heartbeat for this run until ``unwatch``."""
+        with self._cond:
+            self._watched[run_id] = client
+            self._ensure_thread()
+
+    def unwatch(self, run_id: str) -> None:
+        with self._cond:
+            self._watched.pop(run_id, None)
+
+    def watched(self) -> dict[str, Client]:
+        with self._cond:
+            return dict(self._watched)
+
+    def _ensure_thread(self) -> None:  # with the lock held
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="studio-metric-sender", daemon=True)
+            self._thread.start()
 
     def pending(self, run_id: str | None = None) -> int:
         with self._cond:
@@ -100,9 +126,10 @@ class MetricSender:
             dropped, self._dropped = self._dropped, 0
             return dropped
 
-    def _next_batch(self) -> tuple[str, _RunQueue, list[dict[str, Any]]]:
+    def _next_batch(self, timeout: float) -> tuple[str, _RunQueue, list[dict[str, Any]]] | None:
         with self._cond:
-            self._cond.wait_for(lambda: any(q.points for q in self._runs.values()))
+            if not self._cond.wait_for(lambda: any(q.points for q in self._runs.values()), timeout):
+                return None
             run_id, queue = next((r, q) for r, q in self._runs.items() if q.points)
             batch = [queue.points.popleft() for _ in range(min(self.batch_size, len(queue.points)))]
             queue.in_flight += len(batch)
@@ -113,7 +140,13 @@ class MetricSender:
 
     def _loop(self) -> None:
         while True:
-            run_id, queue, batch = self._next_batch()
+            if time.monotonic() >= self._next_heartbeat:
+                self._send_heartbeats()
+                self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+            item = self._next_batch(timeout=max(0.0, self._next_heartbeat - time.monotonic()))
+            if item is None:
+                continue
+            run_id, queue, batch = item
             try:
                 self._send(queue.client, run_id, batch)
             finally:
@@ -125,6 +158,16 @@ class MetricSender:
                     if self._overflowing and self._pending < self.max_points * 0.9:
                         self._overflowing = False
                     self._cond.notify_all()
+
+    def _send_heartbeats(self) -> None:
+        for run_id, client in self.watched().items():
+            try:
+                answer = client.request("POST", f"runs/{run_id}/heartbeat/", retries=0).json()
+            except (StudioException, requests.RequestException) as error:
+                log.debug("heartbeat for run %s failed: %s", run_id, error)
+                continue
+            if answer.get("status") in ("Completed", "Failed", "Canceled"):
+                self.unwatch(run_id)  # ended elsewhere (a cancel from the studio, say)
 
     def _send(self, client: Client, run_id: str, batch: list[dict[str, Any]]) -> None:
         body = {"batchId": uuid.uuid4().hex, "points": batch}
@@ -160,9 +203,50 @@ def sender() -> MetricSender:
     global _sender
     with _sender_lock:
         if _sender is None:
-            _sender = MetricSender(max_points=int(os.environ.get("STUDIO_METRIC_BUFFER", "250000")))
-            atexit.register(_flush_at_exit)
+            _sender = MetricSender(
+                max_points=int(os.environ.get("STUDIO_METRIC_BUFFER", "250000")),
+                heartbeat_interval=float(os.environ.get("STUDIO_HEARTBEAT_INTERVAL", "15")),
+            )
+            atexit.register(_at_exit)
+            _remember_uncaught_exceptions()
         return _sender
+
+
+_uncaught: BaseException | None = None
+
+
+def _remember_uncaught_exceptions() -> None:
+    """Keep the exception that ends the program, so runs left open end Failed with it."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        global _uncaught
+        _uncaught = error
+        previous(kind, error, trace)
+
+    sys.excepthook = hook
+
+
+def _at_exit() -> None:
+    _flush_at_exit()
+    _end_open_runs()
+
+
+def _end_open_runs() -> None:
+    """End the interactive runs this process started and left open."""
+    if _sender is None:
+        return
+    for run_id, client in _sender.watched().items():
+        try:
+            if isinstance(_uncaught, KeyboardInterrupt):
+                client.request("POST", f"runs/{run_id}/cancel/", retries=1)
+            elif _uncaught is not None:
+                error = {"code": type(_uncaught).__name__, "message": f"{type(_uncaught).__name__}: {_uncaught}"}
+                client.request("POST", f"runs/{run_id}/status/", json={"status": "Failed", "error": error}, retries=1)
+            else:
+                client.request("POST", f"runs/{run_id}/status/", json={"status": "Completed"}, retries=1)
+        except (StudioException, requests.RequestException) as error:
+            log.warning("could not end run %s at exit: %s", run_id, error)
 
 
 def _flush_at_exit() -> None:

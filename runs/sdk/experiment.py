@@ -57,7 +57,7 @@ class Experiment:
                 "properties": _as_strings(properties),
             },
         )
-        return Run._from_details(self, details)
+        return Run._started_here(self, details)
 
     def get_runs(
         self,

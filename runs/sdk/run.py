@@ -41,6 +41,13 @@ class Run:
     def _from_details(cls, experiment: Experiment, details: dict[str, Any]) -> Run:
         return cls(experiment, details["runId"], _details=details)
 
+    @classmethod
+    def _started_here(cls, experiment: Experiment, details: dict[str, Any]) -> Run:
+        """An interactive run this process started: it heartbeats until this process ends it."""
+        run = cls._from_details(experiment, details)
+        sender().watch(run._client, run.id)
+        return run
+
     @staticmethod
     def get(workspace: Workspace, run_id: str) -> Run:
         """The run with this id, in whichever of the workspace's experiments it is."""
@@ -122,6 +129,7 @@ class Run:
         self.flush()
         if set_status:
             self._details = self._client.post(self._path("status/"), {"status": "Completed"})
+            sender().unwatch(self._id)
 
     def fail(
         self, error_details: str | BaseException | None = None, error_code: str | None = None, set_status: bool = True
@@ -139,10 +147,12 @@ class Run:
         elif error_details is not None:
             error["message"] = str(error_details)
         self._details = self._client.post(self._path("status/"), {"status": "Failed", "error": error})
+        sender().unwatch(self._id)
 
     def cancel(self) -> None:
         """Cancel the run: at once for an interactive run; a script run's runner is asked to stop it."""
         self._details = self._client.post(self._path("cancel/"))
+        sender().unwatch(self._id)
 
     def __enter__(self) -> Run:
         return self
@@ -156,6 +166,9 @@ class Run:
         try:
             if exc is None:
                 self.complete()
+            elif isinstance(exc, KeyboardInterrupt):
+                self.flush()
+                self.cancel()
             else:
                 self.fail(error_details=exc)
         except ConflictException:
@@ -279,7 +292,7 @@ class Run:
         return self._create_children(body)
 
     def _create_children(self, body: dict[str, Any]) -> list[Run]:
-        return [Run._from_details(self.experiment, d) for d in self._client.post(self._path("children/"), body)]
+        return [Run._started_here(self.experiment, d) for d in self._client.post(self._path("children/"), body)]
 
     def get_children(
         self,
