@@ -8,6 +8,7 @@ import math
 import re
 import secrets
 import time
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from runs.validation import (
     CHILDREN_MAX_BATCH,
     DESCRIPTION_MAX_LENGTH,
     FILE_PATH_MAX_LENGTH,
+    LOCAL_TARGET,
+    LOG_CHUNK_MAX_BYTES,
     METRIC_BATCH_MAX_POINTS,
     NAME_MAX_LENGTH,
     TAG_VALUE_MAX_LENGTH,
@@ -154,8 +157,11 @@ class RunSpec:
     tags: Mapping[str, str | None] | None = None
     properties: Mapping[str, str] | None = None
     type: str = "interactive"
-    target: str = "local"
+    target: str = LOCAL_TARGET
     status: str = "Running"
+    script: str = ""
+    arguments: list[str] | None = None
+    cancel_grace_seconds: int = 10
 
 
 class Experiment(models.Model):
@@ -201,8 +207,11 @@ class Experiment(models.Model):
             validate_label(spec.target, "target")
             if spec.type not in Run.Type.values:
                 raise InvalidValue(f"type must be one of {', '.join(Run.Type.values)}", target="type")
+            if spec.type == Run.Type.SCRIPT:
+                _validate_script(spec)
             _validate_tags(spec.tags or {})
             _validate_properties(spec.properties or {})
+        self._check_targets({spec.target for spec in specs})
         run_ids = [spec.run_id or Run.new_id(self.name) for spec in specs]
         if len(set(run_ids)) != len(run_ids):
             raise InvalidValue("run ids in one request must differ", target="runId")
@@ -229,6 +238,9 @@ class Experiment(models.Model):
                     created_at=now,
                     started_at=now if spec.status == Run.Status.RUNNING else None,
                     last_heartbeat_at=now,
+                    script=spec.script,
+                    arguments=list(spec.arguments or []),
+                    cancel_grace_seconds=spec.cancel_grace_seconds,
                 )
                 for index, (run_id, spec) in enumerate(zip(run_ids, specs, strict=True))
             ]
@@ -250,8 +262,36 @@ class Experiment(models.Model):
             RunStatusEvent.objects.bulk_create(
                 RunStatusEvent(run=run, from_status=Run.Status.NOT_STARTED, to_status=run.status, at=now, by=by)
                 for run in runs
+                if run.status != Run.Status.NOT_STARTED  # a submitted script run: its first change is Queued
             )
         return runs
+
+    def _check_targets(self, targets: set[str]) -> None:
+        known = {
+            LOCAL_TARGET,
+            *ComputeTarget.objects.filter(workspace_id=self.workspace_id).values_list("name", flat=True),
+        }
+        if unknown := sorted(targets - known):
+            raise InvalidValue(
+                f"unknown compute target {unknown[0]!r}; this workspace has {', '.join(sorted(known))}",
+                target="target",
+            )
+
+
+def _validate_script(spec: RunSpec) -> None:
+    if not spec.script:
+        raise InvalidValue("a script run needs its script", target="script")
+    spec.script = normalize_file_path(spec.script)
+    arguments = spec.arguments or []
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise InvalidValue("arguments must be a list of strings", target="arguments")
+    for argument in arguments:
+        validate_text(argument, "arguments", max_length=TAG_VALUE_MAX_LENGTH)
+    grace = spec.cancel_grace_seconds
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 3600:
+        raise InvalidValue(
+            "cancelGraceSeconds must be a whole number of seconds from 0 to 3600", target="cancelGraceSeconds"
+        )
 
 
 # --- Runs ---------------------------------------------------------------------------------------------------
@@ -278,6 +318,7 @@ class RunQuerySet(models.QuerySet):
         return self.select_related("experiment", "submitted_by", "parent").prefetch_related(
             "tag_set",
             "property_set",
+            "logs",
             # A separate attribute: a filtered prefetch under "files" would leak its filter into
             # every later run.files.filter(...).
             models.Prefetch("files", queryset=RunFile.objects.filter(path__startswith="logs/"), to_attr="log_files"),
@@ -349,6 +390,11 @@ class Run(models.Model):
     error_code = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     error_message = models.TextField(blank=True)
     error_details = models.TextField(blank=True)  # a traceback, the tail of stderr
+    # What a script run executes: its snapshot holds the script.
+    script = models.CharField(max_length=FILE_PATH_MAX_LENGTH, blank=True)
+    arguments = models.JSONField(default=list, blank=True)
+    # After a cancel, how long the runner waits between SIGTERM and SIGKILL.
+    cancel_grace_seconds = models.PositiveIntegerField(default=10)
 
     objects = RunQuerySet.as_manager()
 
@@ -461,6 +507,61 @@ class Run(models.Model):
             self.Status.QUEUED,
         )
         self.transition(self.Status.CANCELED if nothing_to_stop else self.Status.CANCEL_REQUESTED, by=by)
+
+    def queue(self, *, by: Any = None) -> None:
+        """Hand a submitted script run over for execution: NotStarted -> Queued. Its snapshot must
+        be stored and hold the script. ``local`` runs are then started by the submitting SDK."""
+        if self.type != self.Type.SCRIPT:
+            raise InvalidValue("only script runs are queued; interactive runs start Running", target="status")
+        snapshot = Snapshot.objects.filter(run=self).first()
+        if snapshot is None:
+            raise Conflict(f"run {self.run_id} has no snapshot yet; upload it before queueing", target="snapshot")
+        if self.script not in snapshot.paths():
+            raise InvalidValue(f"the snapshot has no script {self.script!r}", target="script")
+        self.transition(self.Status.QUEUED, by=by)
+
+    # -- logs --
+
+    def append_log(self, path: str, offset: int, data: bytes) -> int:
+        """Append ``data`` at byte ``offset`` of the log ``path``; returns the log's new size.
+
+        Offsets make appends idempotent: a chunk sent again (after a timeout) whose bytes are already
+        stored changes nothing; a chunk that would leave a gap is refused with the size we have.
+        """
+        path = normalize_file_path(path)
+        if len(data) > LOG_CHUNK_MAX_BYTES:
+            raise InvalidValue(f"a log chunk holds at most {LOG_CHUNK_MAX_BYTES} bytes", target="body")
+        with transaction.atomic():
+            Run.objects.select_for_update().filter(pk=self.pk).exists()  # one appender at a time
+            log, _ = RunLog.objects.get_or_create(run=self, path=path)
+            if offset + len(data) <= log.size:
+                return log.size  # already stored
+            if offset != log.size:
+                raise Conflict(
+                    f"log {path!r} has {log.size} bytes; a chunk at offset {offset} would leave a gap or overlap",
+                    target="offset",
+                    details={"size": log.size},
+                )
+            if data:
+                LogChunk.objects.create(log=log, offset=offset, data=data)
+                log.size += len(data)
+                log.save(update_fields=["size"])
+            return log.size
+
+    def read_log(self, path: str, after: int = 0, limit: int = LOG_CHUNK_MAX_BYTES) -> tuple[bytes, int]:
+        """Bytes of the log from offset ``after`` (up to about ``limit``), and the offset to ask for
+        next. An unknown log reads as empty: a run's output may not have started yet."""
+        log = RunLog.objects.filter(run=self, path=normalize_file_path(path)).first()
+        if log is None:
+            return b"", after
+        out = bytearray()
+        chunks = log.chunks.filter(offset__gte=after - LOG_CHUNK_MAX_BYTES, offset__lt=after + limit).order_by("offset")
+        for chunk in chunks.iterator():
+            data = bytes(chunk.data)
+            start = max(0, after - chunk.offset)
+            if chunk.offset + len(data) > after:
+                out += data[start:]
+        return bytes(out[:limit]), after + min(len(out), limit)
 
     # -- descriptive fields, tags and properties --
 
@@ -812,6 +913,101 @@ class MetricBatch(models.Model):
 
 
 # --- Files --------------------------------------------------------------------------------------------------
+
+
+class RunLog(models.Model):
+    """An append-only text stream of a run, such as ``logs/std_log.txt``, stored as chunks so that
+    readers can follow it with a byte cursor while the run writes it."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="logs")
+    path = models.CharField(max_length=FILE_PATH_MAX_LENGTH)
+    size = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["run", "path"], name="runs_runlog_unique_path")]
+
+    def iter_bytes(self) -> Iterable[bytes]:
+        for chunk in self.chunks.order_by("offset").iterator():
+            yield bytes(chunk.data)
+
+
+class LogChunk(models.Model):
+    """Bytes of a log starting at ``offset``."""
+
+    log = models.ForeignKey(RunLog, models.CASCADE, related_name="chunks")
+    offset = models.BigIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["log", "offset"], name="runs_logchunk_unique_offset")]
+
+
+class Snapshot(models.Model):
+    """The zipped source folder a script run executes, stored with the run."""
+
+    run = models.OneToOneField(Run, models.CASCADE, related_name="snapshot")
+    storage_name = models.CharField(max_length=FILE_PATH_MAX_LENGTH + 64)
+    size = models.BigIntegerField()
+    files = models.JSONField(default=list)  # [{"path": ..., "size": ...}], read from the zip
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def paths(self) -> set[str]:
+        return {entry["path"] for entry in self.files}
+
+    def open(self) -> IO[bytes]:
+        return default_storage.open(self.storage_name, "rb")
+
+    @classmethod
+    def store(cls, run: Run, content: IO[bytes]) -> Snapshot:
+        """Keep the zip (streamed to storage), refusing one that is too big or not a zip."""
+        if cls.objects.filter(run=run).exists():
+            raise Conflict(f"run {run.run_id} already has its snapshot", target="snapshot")
+        name = default_storage.save(f"runs/{run.pk}/snapshot.zip", File(content, name="snapshot.zip"))
+        try:
+            size = default_storage.size(name)
+            if size > settings.SNAPSHOT_MAX_BYTES:
+                raise InvalidValue(
+                    f"the snapshot is {size // 2**20} MiB; the limit is {settings.SNAPSHOT_MAX_BYTES // 2**20} MiB",
+                    target="snapshot",
+                )
+            with default_storage.open(name, "rb") as stored:
+                try:
+                    with zipfile.ZipFile(stored) as archive:
+                        files = [
+                            {"path": info.filename, "size": info.file_size}
+                            for info in archive.infolist()
+                            if not info.is_dir()
+                        ]
+                except zipfile.BadZipFile:
+                    raise InvalidValue("the snapshot is not a zip file", target="snapshot") from None
+            with transaction.atomic():
+                return cls.objects.create(run=run, storage_name=name, size=size, files=files)
+        except (StudioError, IntegrityError):
+            default_storage.delete(name)
+            raise
+
+
+class ComputeTarget(models.Model):
+    """A named place to run scripts: a Celery queue served by ``studio worker --target NAME``
+    processes on any machine. ``local`` (the submitting machine) is always there and not stored."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="compute_targets")
+    name = models.CharField(max_length=64)
+    description = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="runs_computetarget_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue_name(self) -> str:
+        """The Celery queue: targets of different workspaces never share one."""
+        return f"studio.{self.workspace.name}.{self.name}"
 
 
 class RunFile(models.Model):

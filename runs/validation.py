@@ -23,6 +23,8 @@ METRIC_VALUE_MAX_BYTES = 256 * 1024
 METRIC_BATCH_MAX_POINTS = 10_000
 FILE_PATH_MAX_LENGTH = 1024
 CHILDREN_MAX_BATCH = 1000
+LOG_CHUNK_MAX_BYTES = 1024 * 1024
+LOCAL_TARGET = "local"  # the submitting machine; every workspace has it
 
 _IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Names and keys are single-line; descriptions and tag values may hold tabs and newlines.

@@ -178,6 +178,9 @@ RUNS_LOST_CONTACT_AFTER = envint("RUNS_LOST_CONTACT_AFTER", "600")
 RUNS_MONITOR_INTERVAL = envint("RUNS_MONITOR_INTERVAL", "5")
 STUDIO_MONITOR = envbool("STUDIO_MONITOR", "True")
 
+# Script runs: the largest snapshot (zipped source folder) a run may carry.
+SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_MB", "300") * 2**20
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -342,7 +342,7 @@ def test_the_run_list_query_count_is_pinned(
         make_run(workspace, alice, "exp", tags={"t": str(index)})
     alice_api.get("/api/v1/workspaces/")  # the first request also notes when the token was last used
     # the token, the workspace, then the page: count, runs (with experiment, submitter and parent
-    # joined), and one query each for tags, properties and log files
-    with django_assert_num_queries(7):
+    # joined), and one query each for tags, properties, logs and files under logs/
+    with django_assert_num_queries(8):
         response = alice_api.get("/api/v1/workspaces/default/runs/", {"q": "tags.t"})
     assert len(response.json()["results"]) == 30

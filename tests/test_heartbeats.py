@@ -57,7 +57,7 @@ def test_a_heartbeat_brings_a_not_responding_run_back(db: Any, settings: Any, wo
 
 def test_the_monitor_never_touches_queued_or_ended_runs(db: Any, settings: Any, workspace: Any, alice: Any) -> None:
     settings.RUNS_HEARTBEAT_TIMEOUT, settings.RUNS_LOST_CONTACT_AFTER = 1, 1
-    queued = make_run(workspace, alice, type="script", status=S.QUEUED)  # no worker yet: it waits
+    queued = make_run(workspace, alice, type="script", script="train.py", status=S.QUEUED)  # no worker yet: it waits
     ended = make_run(workspace, alice)
     ended.transition(S.COMPLETED)
     assert monitor.sweep(now=timezone.now() + timedelta(days=1)) == 0
@@ -68,7 +68,7 @@ def test_the_monitor_never_touches_queued_or_ended_runs(db: Any, settings: Any, 
 
 def test_a_cancel_nobody_carries_out_ends_canceled(db: Any, settings: Any, workspace: Any, alice: Any) -> None:
     settings.RUNS_HEARTBEAT_TIMEOUT, settings.RUNS_LOST_CONTACT_AFTER = 60, 600
-    run = make_run(workspace, alice, type="script", status=S.RUNNING)
+    run = make_run(workspace, alice, type="script", script="train.py", status=S.RUNNING)
     run.request_cancel()
     assert run.status == S.CANCEL_REQUESTED
     monitor.sweep(now=run.last_heartbeat_at + timedelta(seconds=661))

@@ -457,6 +457,7 @@ def world(workspace: Workspace, alice: User, carol: User) -> dict[str, Run]:
         tags={"team": "nlp", "reviewed": None},
         properties={"author": "someone"},
         type="script",
+        script="train.py",
     )
     yak = make_run(
         workspace,

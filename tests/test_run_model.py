@@ -46,7 +46,7 @@ def test_it_follows_the_state_machine(db: Any, workspace: Any, alice: Any, path:
         for status in path:
             run.transition(status, by=alice)
         assert run.status == path[-1]
-        assert [(e.from_status, e.to_status) for e in run.events.all()][1:] == list(
+        assert [(e.from_status, e.to_status) for e in run.events.all()] == list(
             zip([S.NOT_STARTED, *path[:-1]], path, strict=True)
         )
     else:
@@ -104,10 +104,10 @@ def test_cancel_is_immediate_for_interactive_and_queued_runs_and_requested_other
     interactive = make_run(workspace, alice)
     interactive.request_cancel()
     assert interactive.status == S.CANCELED
-    queued = make_run(workspace, alice, type="script", status=S.QUEUED)
+    queued = make_run(workspace, alice, type="script", script="train.py", status=S.QUEUED)
     queued.request_cancel()
     assert queued.status == S.CANCELED
-    running_script = make_run(workspace, alice, type="script", status=S.RUNNING)
+    running_script = make_run(workspace, alice, type="script", script="train.py", status=S.RUNNING)
     running_script.request_cancel()
     assert running_script.status == S.CANCEL_REQUESTED
     with pytest.raises(IllegalTransition, match="already ended"):

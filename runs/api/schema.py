@@ -58,6 +58,11 @@ RunStart = inline_serializer(
         "tags": serializers.DictField(child=serializers.CharField(allow_null=True), required=False),
         "properties": serializers.DictField(child=serializers.CharField(), required=False),
         "target": serializers.CharField(required=False, default="local"),
+        "type": serializers.ChoiceField(Run.Type.values, default="interactive"),
+        "script": serializers.CharField(required=False, help_text="script runs: the path in the snapshot"),
+        "arguments": serializers.ListField(child=serializers.CharField(), required=False),
+        "cancelGraceSeconds": serializers.IntegerField(required=False, default=10),
+        "parentRunId": serializers.CharField(required=False),
     },
 )
 RunUpdate = inline_serializer(
@@ -126,6 +131,7 @@ MetricsBatch = inline_serializer(
     },
 )
 HeartbeatAnswer = inline_serializer("HeartbeatAnswer", {"status": serializers.ChoiceField(Run.Status.values)})
+LogSize = inline_serializer("LogSize", {"size": serializers.IntegerField()})
 MetricsStored = inline_serializer("MetricsStored", {"stored": serializers.IntegerField()})
 MetricValues = inline_serializer(
     "MetricValues",

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from runs import wire
-from runs.models import Experiment, Membership, Metric, Run, RunFile, RunStatusEvent, Workspace
+from runs.models import Experiment, Membership, Metric, Run, RunFile, RunLog, RunStatusEvent, Snapshot, Workspace
 
 
 class _OmitNullsSerializer(serializers.Serializer):
@@ -34,10 +34,23 @@ class RunSerializer(_OmitNullsSerializer):
     startTimeUtc = serializers.DateTimeField(source="started_at")
     endTimeUtc = serializers.DateTimeField(source="ended_at")
     lastHeartbeatUtc = serializers.DateTimeField(source="last_heartbeat_at")
+    script = serializers.SerializerMethodField()
+    arguments = serializers.SerializerMethodField()
+    cancelGraceSeconds = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     properties = serializers.SerializerMethodField()
     logFiles = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+
+    # What a script run executes; interactive runs leave these out.
+    def get_script(self, run: Run) -> str | None:
+        return run.script or None
+
+    def get_arguments(self, run: Run) -> list[str] | None:
+        return run.arguments if run.type == Run.Type.SCRIPT else None
+
+    def get_cancelGraceSeconds(self, run: Run) -> int | None:  # noqa: N802 (the name is the API's key)
+        return run.cancel_grace_seconds if run.type == Run.Type.SCRIPT else None
 
     def get_tags(self, run: Run) -> dict[str, str | None]:
         return {tag.key: tag.value for tag in run.tag_set.all()}
@@ -46,14 +59,16 @@ class RunSerializer(_OmitNullsSerializer):
         return {prop.key: prop.value for prop in run.property_set.all()}
 
     def get_logFiles(self, run: Run) -> dict[str, str]:  # noqa: N802 (the name is the API's key)
+        """Files under logs/ and the run's live logs, each with its download URL."""
         request = self.context.get("request")
-        files = {}
         log_files = getattr(run, "log_files", None)  # prefetched by RunQuerySet.for_listing
         if log_files is None:
             log_files = run.files.filter(path__startswith="logs/")
-        for file in log_files:
-            url = reverse("api-run-file", args=[run.run_id, file.path])
-            files[file.path] = request.build_absolute_uri(url) if request else url
+        paths = sorted({*(f.path for f in log_files), *(log.path for log in run.logs.all())})
+        files = {}
+        for path in paths:
+            url = reverse("api-run-file", args=[run.run_id, path])
+            files[path] = request.build_absolute_uri(url) if request else url
         return files
 
     def get_error(self, run: Run) -> dict[str, Any] | None:
@@ -66,6 +81,23 @@ class RunSerializer(_OmitNullsSerializer):
         if run.ended_at:
             result["time"] = serializers.DateTimeField().to_representation(run.ended_at)
         return result
+
+
+class RunLogSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunLog
+        fields = ["path", "size", "url"]
+
+    def get_url(self, log: RunLog) -> str:
+        return reverse("api-run-log", args=[log.run.run_id, log.path])
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Snapshot
+        fields = ["size", "files", "created_at"]
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):

@@ -25,4 +25,7 @@ urlpatterns = [
     path("runs/<str:run_id>/files/", views.run_files, name="api-run-files"),
     path("runs/<str:run_id>/files/<path:path>", views.run_file, name="api-run-file"),
     path("runs/<str:run_id>/events/", views.run_events, name="api-run-events"),
+    path("runs/<str:run_id>/logs/<path:path>", views.run_log, name="api-run-log"),
+    path("runs/<str:run_id>/snapshot/", views.run_snapshot, name="api-run-snapshot"),
+    path("runs/<str:run_id>/snapshot/files/", views.run_snapshot_files, name="api-run-snapshot-files"),
 ]

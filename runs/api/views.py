@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -30,8 +30,10 @@ from runs.api.serializers import (
     MembershipSerializer,
     MetricSummarySerializer,
     RunFileSerializer,
+    RunLogSerializer,
     RunSerializer,
     RunStatusEventSerializer,
+    SnapshotSerializer,
     WorkspaceSerializer,
 )
 from runs.models import (
@@ -40,10 +42,12 @@ from runs.models import (
     Membership,
     Run,
     RunSpec,
+    Snapshot,
     Workspace,
     normalize_file_path,
     validate_identifier,
 )
+from runs.validation import LOCAL_TARGET
 
 # --- access helpers ----------------------------------------------------------------------------------------
 
@@ -210,16 +214,27 @@ def experiment_runs(request: Request, workspace: str, name: str) -> Response:
     ws = _get_workspace(request, workspace, write=True)
     experiment, _ = Experiment.ensure(ws, name)
     body = _body(request)
+    script_run = body.get("type") == Run.Type.SCRIPT
     spec = RunSpec(
         run_id=body.get("runId"),
         display_name=body.get("displayName") or "",
         description=body.get("description") or "",
         tags=body.get("tags"),
         properties=body.get("properties"),
-        type=Run.Type.INTERACTIVE,
-        target=body.get("target") or "local",
+        type=Run.Type.SCRIPT if script_run else Run.Type.INTERACTIVE,
+        # A script run waits for its snapshot, then is queued (POST .../status/ Queued).
+        status=Run.Status.NOT_STARTED if script_run else Run.Status.RUNNING,
+        target=body.get("target") or LOCAL_TARGET,
+        script=body.get("script") or "",
+        arguments=body.get("arguments"),
+        cancel_grace_seconds=body.get("cancelGraceSeconds", 10),
     )
-    (run,) = experiment.create_runs([spec], by=request.user)
+    parent = None
+    if parent_id := body.get("parentRunId"):
+        parent = _get_run(request, parent_id, write=True)
+        if parent.experiment_id != experiment.pk:
+            raise InvalidValue("a child run belongs to its parent's experiment", target="parentRunId")
+    (run,) = experiment.create_runs([spec], by=request.user, parent=parent)
     return _run_response(request, run, status.HTTP_201_CREATED)
 
 
@@ -269,6 +284,8 @@ def run_status(request: Request, run_id: str) -> Response:
             message=error.get("message") or "",
             details=error.get("details") or "",
         )
+    elif to == Run.Status.QUEUED:
+        run.queue(by=request.user)
     else:
         run.transition(to, by=request.user)
     return _run_response(request, run)
@@ -431,10 +448,12 @@ def run_images(request: Request, run_id: str) -> Response:
 @api_view(["GET"])
 def run_files(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id)
-    files = run.files.select_related("run")
-    if prefix := request.query_params.get("prefix"):
-        files = files.filter(path__startswith=prefix)
-    return Response(RunFileSerializer(files, many=True, context={"request": request}).data)
+    prefix = request.query_params.get("prefix", "")
+    files = RunFileSerializer(
+        run.files.select_related("run").filter(path__startswith=prefix), many=True, context={"request": request}
+    ).data
+    logs = RunLogSerializer(run.logs.select_related("run").filter(path__startswith=prefix), many=True).data
+    return Response(sorted([*files, *logs], key=lambda item: item["path"]))
 
 
 @extend_schema(
@@ -450,10 +469,84 @@ def run_file(request: Request, run_id: str, path: str) -> Response | FileRespons
     if request.method == "PUT":
         stored = run.add_file(path, request.stream or io.BytesIO())
         return Response(RunFileSerializer(stored, context={"request": request}).data, status=201)
-    file = run.files.filter(path=normalize_file_path(path)).first()
-    if file is None:
-        raise NotFound(f"run {run_id!r} has no file {path!r}")
-    return FileResponse(file.open(), as_attachment=True, filename=file.path.rsplit("/", 1)[-1])
+    path = normalize_file_path(path)
+    filename = path.rsplit("/", 1)[-1]
+    if file := run.files.filter(path=path).first():
+        return FileResponse(file.open(), as_attachment=True, filename=filename)
+    if log := run.logs.filter(path=path).first():
+        response = StreamingHttpResponse(log.iter_bytes(), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    raise NotFound(f"run {run_id!r} has no file {path!r}")
+
+
+@extend_schema(
+    methods=["GET"],
+    parameters=[OpenApiParameter("after", int, description="the byte offset to read from")],
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **schema.errors(404)},
+)
+@extend_schema(
+    methods=["POST"],
+    request=schema.BINARY,
+    parameters=[OpenApiParameter("offset", int, required=True, description="where these bytes start")],
+    responses={200: schema.LogSize, **schema.errors(400, 403, 404, 409)},
+)
+@api_view(["GET", "POST"])
+def run_log(request: Request, run_id: str, path: str) -> Response | HttpResponse:
+    """A run's log, followed with a byte cursor. GET ``?after=N`` answers the bytes from offset N
+    (raw), with ``X-Next-Offset`` (ask for this next) and ``X-Run-Status`` headers. POST appends
+    the body at ``?offset=N``; a chunk sent again is a no-op, a gap answers 409 with the size."""
+    run = _get_run(request, run_id, write=request.method == "POST")
+    if request.method == "POST":
+        offset = _int_param(request, "offset")
+        return Response({"size": run.append_log(path, offset, request.body)})
+    data, next_offset = run.read_log(path, _int_param(request, "after", default=0))
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["X-Next-Offset"] = str(next_offset)
+    response["X-Run-Status"] = run.status
+    return response
+
+
+@extend_schema(methods=["GET"], responses={(200, "application/zip"): OpenApiTypes.BINARY, **schema.errors(404)})
+@extend_schema(
+    methods=["PUT"],
+    request={"application/zip": OpenApiTypes.BINARY},
+    responses={201: SnapshotSerializer, **schema.errors(400, 403, 404, 409)},
+)
+@api_view(["GET", "PUT"])
+def run_snapshot(request: Request, run_id: str) -> Response | FileResponse:
+    """The zipped source folder of a script run: PUT once (streamed), GET to restore it."""
+    run = _get_run(request, run_id, write=request.method == "PUT")
+    if request.method == "PUT":
+        snapshot = Snapshot.store(run, request.stream or io.BytesIO())
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+    snapshot = Snapshot.objects.filter(run=run).first()
+    if snapshot is None:
+        raise NotFound(f"run {run_id!r} has no snapshot")
+    return FileResponse(snapshot.open(), as_attachment=True, filename=f"{run.run_id}-snapshot.zip")
+
+
+@extend_schema(responses={200: SnapshotSerializer, **schema.errors(404)})
+@api_view(["GET"])
+def run_snapshot_files(request: Request, run_id: str) -> Response:
+    """What the snapshot holds: its files and their sizes."""
+    snapshot = Snapshot.objects.filter(run=_get_run(request, run_id)).first()
+    if snapshot is None:
+        raise NotFound(f"run {run_id!r} has no snapshot")
+    return Response(SnapshotSerializer(snapshot).data)
+
+
+def _int_param(request: Request, name: str, *, default: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        value = int(raw or "")
+    except ValueError:
+        raise InvalidValue(f"{name} must be a whole number of bytes", target=name) from None
+    if value < 0:
+        raise InvalidValue(f"{name} must not be negative", target=name)
+    return value
 
 
 @extend_schema(responses=RunStatusEventSerializer(many=True))

@@ -1,7 +1,7 @@
 """Run Studio's Python SDK. Names and behaviour follow Azure ML v1's ``azureml.core``, so code
 written for it ports by changing the import line:
 
-    from runs.sdk import Workspace, Experiment, Run
+    from runs.sdk import Workspace, Experiment, Run, ScriptRunConfig
 
     ws = Workspace.from_config()
     exp = Experiment(workspace=ws, name="explore-runs")
@@ -25,7 +25,8 @@ from runs.sdk.exceptions import (
     UserErrorException,
 )
 from runs.sdk.experiment import Experiment
-from runs.sdk.run import Run
+from runs.sdk.run import OfflineRun, Run
+from runs.sdk.script_run_config import ScriptRunConfig
 from runs.sdk.workspace import Workspace
 
 __all__ = [
@@ -34,9 +35,11 @@ __all__ = [
     "ConflictException",
     "Experiment",
     "NotFoundException",
+    "OfflineRun",
     "PermissionDeniedException",
     "PropertyConflictException",
     "Run",
+    "ScriptRunConfig",
     "ServiceException",
     "StudioException",
     "UserErrorException",

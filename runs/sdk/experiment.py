@@ -10,6 +10,7 @@ from runs.sdk.workspace import Workspace
 
 if TYPE_CHECKING:
     from runs.sdk.run import Run
+    from runs.sdk.script_run_config import ScriptRunConfig
 
 
 class Experiment:
@@ -58,6 +59,11 @@ class Experiment:
             },
         )
         return Run._started_here(self, details)
+
+    def submit(self, config: ScriptRunConfig, tags: dict[str, Any] | None = None) -> Run:
+        """Submit a script run: its source folder is zipped and stored with the run, and the run is
+        queued on ``config.compute_target``. Returns at once; see ``run.wait_for_completion()``."""
+        return config._submit(self, tags=tags, parent=None)
 
     def get_runs(
         self,

@@ -5,27 +5,35 @@ Names and behaviour follow Azure ML v1's ``azureml.core.Run``.
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import os
+import sys
 import tempfile
+import time
 import traceback
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runs import wire
 from runs.sdk._http import path_quote
 from runs.sdk._query import run_filter
 from runs.sdk._sender import sender
-from runs.sdk.exceptions import ConflictException, UserErrorException
+from runs.sdk.exceptions import ActivityFailedException, ConflictException, UserErrorException
 from runs.sdk.experiment import Experiment
 from runs.sdk.workspace import Workspace
 from runs.validation import MetricKind, PointIn, StudioError, normalize_file_path
 
+if TYPE_CHECKING:
+    from runs.sdk.script_run_config import ScriptRunConfig
+
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
+LOG_PATH = "logs/std_log.txt"  # where a script run's output goes
 
 
 class Run:
@@ -47,6 +55,18 @@ class Run:
         run = cls._from_details(experiment, details)
         sender().watch(run._client, run.id)
         return run
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> Run | OfflineRun:
+        """Inside a submitted script: its run (the runner sets STUDIO_RUN_ID, STUDIO_URL and
+        STUDIO_TOKEN). Anywhere else: an offline run that prints what it would log, so the same
+        script also runs on its own."""
+        run_id = os.environ.get("STUDIO_RUN_ID")
+        if run_id:
+            return cls.get(Workspace.from_config(), run_id)
+        if not allow_offline:
+            raise UserErrorException("not inside a submitted run (STUDIO_RUN_ID is not set)")
+        return OfflineRun()
 
     @staticmethod
     def get(workspace: Workspace, run_id: str) -> Run:
@@ -173,6 +193,61 @@ class Run:
                 self.fail(error_details=exc)
         except ConflictException:
             pass  # ended meanwhile by someone else (a cancel from the studio, say)
+
+    # -- script runs --
+
+    def submit_child(self, config: ScriptRunConfig, tags: dict[str, Any] | None = None) -> Run:
+        """Submit a script run as a child of this run, in its experiment."""
+        return config._submit(self.experiment, tags=tags, parent=self)
+
+    def wait_for_completion(
+        self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True
+    ) -> dict[str, Any]:
+        """Wait until the run ends; with ``show_output``, print its output as it comes. Returns
+        get_details(). A Failed run raises ActivityFailedException when ``raise_on_error``; a
+        Canceled one returns. (``wait_post_processing`` is accepted for Azure compatibility:
+        a run here ends only after its outputs are stored.)"""
+        if show_output:
+            print(f"RunId: {self.id}\nWeb View: {self._client.url}/api/v1/runs/{self.id}/\n", flush=True)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset = 0
+        while True:
+            details = self.get_details()
+            ended = details["status"] in TERMINAL_STATUSES
+            while show_output:  # read until caught up; after the end, that is everything
+                data, offset = self._read_log(LOG_PATH, offset)
+                if not data:
+                    break
+                sys.stdout.write(decoder.decode(data))
+                sys.stdout.flush()
+            if ended:
+                break
+            time.sleep(1.0)
+        if show_output:
+            print(f"\nExecution Summary\n=================\nRunId: {self.id}\nStatus: {details['status']}", flush=True)
+        if details["status"] == "Failed" and raise_on_error:
+            error = details.get("error", {}).get("error", {})
+            raise ActivityFailedException(
+                f"run {self.id} failed: {error.get('message', 'no message')}",
+                code=error.get("code"),
+                details=details.get("error"),
+            )
+        return details
+
+    def _read_log(self, path: str, after: int) -> tuple[bytes, int]:
+        response = self._client.request("GET", self._path(f"logs/{path_quote(path)}"), params={"after": after})
+        return response.content, int(response.headers.get("X-Next-Offset", after))
+
+    def restore_snapshot(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Download the run's snapshot (its zipped source folder); returns the zip's path."""
+        target = Path(path) if path is not None else Path.cwd()
+        if target.is_dir():
+            target = target / f"{self.id}-snapshot.zip"
+        response = self._client.request("GET", self._path("snapshot/"), stream=True)
+        with response, target.open("wb") as file:
+            for chunk in response.iter_content(chunk_size=1024 * 1024):
+                file.write(chunk)
+        return target
 
     # -- tags and properties --
 
@@ -383,6 +458,60 @@ class Run:
             relative = item["path"] if append_prefix or not prefix else item["path"][len(prefix) :].lstrip("/")
             downloaded.append(self.download_file(item["path"], directory / relative))
         return downloaded
+
+
+class OfflineRun:
+    """What ``Run.get_context()`` returns outside a submitted run: it prints what it would log
+    and never fails, so a training script also runs on its own."""
+
+    def __init__(self) -> None:
+        self.id = f"OfflineRun_{uuid.uuid4()}"
+        self.experiment = None
+        self.parent = None
+        self.tags: dict[str, Any] = {}
+        self.properties: dict[str, Any] = {}
+        self._status = "Running"
+
+    def __repr__(self) -> str:
+        return f"OfflineRun(id={self.id!r})"
+
+    def get_status(self) -> str:
+        return self._status
+
+    def get_details(self) -> dict[str, Any]:
+        return {"runId": self.id, "status": self._status, "target": "local", "tags": self.tags}
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False) -> dict[str, Any]:
+        return {}
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        print(f"[offline run] {name} = {value!r}" + (f" (step {step})" if step is not None else ""))
+
+    def complete(self, set_status: bool = True) -> None:
+        self._status = "Completed"
+
+    def fail(self, error_details: Any = None, error_code: str | None = None, set_status: bool = True) -> None:
+        self._status = "Failed"
+
+    def cancel(self) -> None:
+        self._status = "Canceled"
+
+    def __enter__(self) -> OfflineRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._status = "Failed" if exc[0] else "Completed"
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else a run does: printed, not done."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def offline(*args: Any, **kwargs: Any) -> None:
+            shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+            print(f"[offline run] {name}({', '.join(shown)})")
+
+        return offline
 
 
 def _checked(rule: Any, *args: Any) -> Any:

@@ -23,6 +23,7 @@ class Workspace:
     def __init__(self, name: str = "default", *, url: str, token: str) -> None:
         self.name = name
         self.url = url.rstrip("/")
+        self._token = token  # handed to the runners this workspace starts
         self._client = Client(self.url, token)
 
     def __repr__(self) -> str:

@@ -1,0 +1,291 @@
+"""Execute one script run and report on it over the REST API: ``python -m runs.runner RUN_ID``.
+
+The same supervisor serves the ``local`` target (started detached by the SDK) and the Celery
+workers of named compute targets. It talks to the studio only through the API (the SDK's client),
+so it runs on any machine that can reach the studio.
+
+1. Takes the run: Queued -> Starting. Someone else took or canceled it first: nothing to do.
+2. Fetches the snapshot and unzips it into a fresh folder: Preparing, then Running.
+3. Starts the script in its own process group, with STUDIO_RUN_ID, STUDIO_URL, STUDIO_TOKEN
+   and STUDIO_WORKSPACE set, so ``Run.get_context()`` finds its run.
+4. While it runs: stdout and stderr go to ``logs/std_log.txt``, shipped every half second by byte
+   offset (a chunk sent twice is stored once); a heartbeat every second, whose answer tells of a
+   cancel request. On cancel: SIGTERM to the whole process group, SIGKILL after the run's grace
+   period.
+5. When the script is gone, whatever it left behind goes too: the process group, and (the runner
+   being a child subreaper) orphans that left the group.
+6. Ships the rest of the output, uploads ``outputs/``, and ends the run: Canceled after a cancel;
+   otherwise Finalizing, then Completed for exit code 0 or Failed with the code and the tail of
+   stderr. A run the script ended itself keeps its status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from runs.sdk._http import Client, path_quote
+from runs.sdk._snapshot import extract_snapshot
+from runs.sdk.exceptions import ConflictException, ServiceException, StudioException
+from runs.sdk.workspace import Workspace
+
+log = logging.getLogger("runs.runner")
+
+LOG_PATH = "logs/std_log.txt"
+CHUNK = 1024 * 1024
+SHIP_EVERY = 0.5
+HEARTBEAT_EVERY = 1.0
+STDERR_TAIL_BYTES = 4096
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+class Supervisor:
+    def __init__(self, workspace: Workspace, run_id: str) -> None:
+        self.workspace = workspace
+        self.client: Client = workspace._client
+        self.run_id = run_id
+        self.path = f"runs/{path_quote(run_id)}/"
+        self.shipped = 0
+        self.stderr_tail = bytearray()
+        self._write_lock = threading.Lock()
+
+    # -- the API --
+
+    def _move(self, status: str, **body: Any) -> bool:
+        """Change the run's status; False if the state machine says no (it was canceled, say)."""
+        try:
+            self.client.post(self.path + "status/", {"status": status, **body}, retry_unsent_only=False)
+            return True
+        except ConflictException as error:
+            log.info("run %s: cannot become %s: %s", self.run_id, status, error.message)
+            return False
+
+    def _status(self) -> str:
+        return self.client.get(self.path)["status"]
+
+    def _heartbeat(self) -> str | None:
+        try:
+            return self.client.request("POST", self.path + "heartbeat/", retries=0).json()["status"]
+        except (StudioException, requests.RequestException) as error:
+            log.warning("run %s: heartbeat failed: %s", self.run_id, error)
+            return None
+
+    # -- the run --
+
+    def run(self) -> str | None:
+        """Execute the run; returns its final status, or None if it was not ours to run."""
+        details = self.client.get(self.path)
+        if details["status"] != "Queued" or not self._move("Starting"):
+            log.info("run %s is %s: not starting it", self.run_id, details["status"])
+            return None
+        workdir = Path(tempfile.mkdtemp(prefix="studio-run-"))
+        try:
+            source = workdir / "src"
+            archive = workdir / "snapshot.zip"
+            response = self.client.request("GET", self.path + "snapshot/", stream=True)
+            with response, archive.open("wb") as file:
+                for chunk in response.iter_content(CHUNK):
+                    file.write(chunk)
+            extract_snapshot(archive, source)
+            if not (self._move("Preparing") and self._move("Running")):
+                return self._status()
+            returncode, canceled = self._execute(source, workdir / "std_log.txt", details)
+            return self._finish(source, returncode, canceled)
+        except Exception as error:
+            log.exception("run %s: the runner failed", self.run_id)
+            with contextlib.suppress(StudioException, requests.RequestException):
+                self._move("Failed", error={"code": "RunnerError", "message": f"the runner failed: {error}"})
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _execute(self, source: Path, log_file: Path, details: dict[str, Any]) -> tuple[int, bool]:
+        env = {
+            **os.environ,
+            "STUDIO_RUN_ID": self.run_id,
+            "STUDIO_URL": self.workspace.url,
+            "STUDIO_TOKEN": self.workspace._token,
+            "STUDIO_WORKSPACE": self.workspace.name,
+            "PYTHONUNBUFFERED": "1",
+        }
+        script = source / details["script"]
+        with log_file.open("ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, str(script), *details.get("arguments", [])],
+                cwd=source,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: a cancel reaches everything it starts
+            )
+            readers = [
+                threading.Thread(target=self._copy, args=(process.stdout, output, False), daemon=True),
+                threading.Thread(target=self._copy, args=(process.stderr, output, True), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            grace = details.get("cancelGraceSeconds", 10)
+            canceled_at: float | None = None
+            next_heartbeat = 0.0
+            while process.poll() is None:
+                now = time.monotonic()
+                if now >= next_heartbeat:
+                    next_heartbeat = now + HEARTBEAT_EVERY
+                    if canceled_at is None and self._heartbeat() == "CancelRequested":
+                        canceled_at = now
+                        log.info("run %s: cancel requested; SIGTERM to the process group", self.run_id)
+                        _signal_group(process.pid, signal.SIGTERM)
+                if canceled_at is not None and now - canceled_at >= grace:
+                    _signal_group(process.pid, signal.SIGKILL)
+                self._ship(log_file)
+                time.sleep(SHIP_EVERY)
+            _stop_everything_left(process.pid)
+            for reader in readers:
+                reader.join(timeout=10)
+        self._ship(log_file, final=True)
+        return process.returncode, canceled_at is not None
+
+    def _copy(self, pipe: Any, output: Any, is_stderr: bool) -> None:
+        """Copy a pipe into the log as bytes arrive: binary noise and partial lines included."""
+        descriptor = pipe.fileno()
+        while data := os.read(descriptor, 65536):
+            with self._write_lock:
+                output.write(data)
+                output.flush()
+                if is_stderr:
+                    self.stderr_tail += data
+                    del self.stderr_tail[:-STDERR_TAIL_BYTES]
+        pipe.close()
+
+    def _ship(self, log_file: Path, *, final: bool = False) -> None:
+        """Send the log's new bytes, a chunk at a time, from where the studio's copy ends."""
+        attempts = 0
+        while (size := log_file.stat().st_size) > self.shipped:
+            with log_file.open("rb") as file:
+                file.seek(self.shipped)
+                data = file.read(min(CHUNK, size - self.shipped))
+            try:
+                answer = self.client.request(
+                    "POST",
+                    self.path + f"logs/{LOG_PATH}",
+                    params={"offset": self.shipped},
+                    data=data,
+                    retries=0,
+                    retry_unsent_only=False,
+                )
+                self.shipped = answer.json()["size"]
+            except ConflictException as error:  # the studio has another length: go on from there
+                self.shipped = min(int(error.details.get("size", self.shipped)), size)
+            except (ServiceException, requests.RequestException) as error:
+                attempts += 1
+                if not final or attempts > 30:
+                    log.warning("run %s: cannot ship output yet: %s", self.run_id, error)
+                    return
+                time.sleep(min(5.0, 0.25 * attempts))
+
+    def _finish(self, source: Path, returncode: int, canceled: bool) -> str:
+        status = self._status()
+        if status in TERMINAL:  # the script ended its run itself
+            return status
+        if canceled or status == "CancelRequested":
+            self._upload_outputs(source)
+            self._move("Canceled")
+            return self._status()
+        self._move("Finalizing")
+        self._upload_outputs(source)
+        if returncode == 0:
+            self._move("Completed")
+        else:
+            how = f"exited with code {returncode}" if returncode > 0 else f"was killed by signal {-returncode}"
+            tail = self.stderr_tail.decode(errors="replace")
+            self._move(
+                "Failed",
+                error={"code": "ScriptFailed", "message": f"the script {how}", "details": tail},
+            )
+        return self._status()
+
+    def _upload_outputs(self, source: Path) -> None:
+        """Azure ML's convention: what the script wrote to ./outputs is kept with the run."""
+        outputs = source / "outputs"
+        if not outputs.is_dir():
+            return
+        for file in sorted(p for p in outputs.rglob("*") if p.is_file()):
+            name = file.relative_to(source).as_posix()
+            try:
+                with file.open("rb") as content:
+                    self.client.put(self.path + f"files/{path_quote(name)}", data=content, retry_unsent_only=True)
+            except ConflictException:
+                pass  # the script uploaded it itself
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _orphans() -> list[int]:
+    """Processes that were reparented to this runner (it is a child subreaper)."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_everything_left(group: int) -> None:
+    """No orphans: end the script's process group, and descendants that left it, TERM then KILL."""
+    for sig, pause in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 0.0)):
+        _signal_group(group, sig)
+        for pid in _orphans():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(pause)
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:  # reap them
+            pass
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants of the script are reparented to us, not to init, so we can end them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runs.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("run_id")
+    parser.add_argument("--detach", action="store_true", help="fork into the background and return at once")
+    args = parser.parse_args(argv)
+    if args.detach and os.fork():
+        return 0  # the SDK waits for this process only; the run goes on in the grandchild
+    if args.detach:
+        os.setsid()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _become_subreaper()
+    Supervisor(Workspace.from_config(), args.run_id).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
