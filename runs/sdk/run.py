@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from runs import wire
 from runs.sdk._http import path_quote
@@ -201,14 +201,21 @@ class Run:
         return config._submit(self.experiment, tags=tags, parent=self)
 
     def wait_for_completion(
-        self, show_output: bool = False, wait_post_processing: bool = False, raise_on_error: bool = True
+        self,
+        show_output: bool = False,
+        wait_post_processing: bool = False,
+        raise_on_error: bool = True,
+        *,
+        stream: TextIO | None = None,
     ) -> dict[str, Any]:
         """Wait until the run ends; with ``show_output``, print its output as it comes. Returns
         get_details(). A Failed run raises ActivityFailedException when ``raise_on_error``; a
         Canceled one returns. (``wait_post_processing`` is accepted for Azure compatibility:
-        a run here ends only after its outputs are stored.)"""
+        a run here ends only after its outputs are stored.) ``stream``: where the output goes
+        (default: stdout)."""
+        out = stream or sys.stdout
         if show_output:
-            print(f"RunId: {self.id}\nWeb View: {self._client.url}/api/v1/runs/{self.id}/\n", flush=True)
+            print(f"RunId: {self.id}\nWeb View: {self._client.url}/api/v1/runs/{self.id}/\n", file=out, flush=True)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         offset = 0
         while True:
@@ -218,13 +225,14 @@ class Run:
                 data, offset = self._read_log(LOG_PATH, offset)
                 if not data:
                     break
-                sys.stdout.write(decoder.decode(data))
-                sys.stdout.flush()
+                out.write(decoder.decode(data))
+                out.flush()
             if ended:
                 break
             time.sleep(1.0)
         if show_output:
-            print(f"\nExecution Summary\n=================\nRunId: {self.id}\nStatus: {details['status']}", flush=True)
+            summary = f"\nExecution Summary\n=================\nRunId: {self.id}\nStatus: {details['status']}"
+            print(summary, file=out, flush=True)
         if details["status"] == "Failed" and raise_on_error:
             error = details.get("error", {}).get("error", {})
             raise ActivityFailedException(
