@@ -40,7 +40,7 @@ lint: install-dev
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: lint
-	scripts/ensure-services.sh postgres
+	scripts/ensure-services.sh postgres redis
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	@echo "== the suite on SQLite (the embedded default)"
 	$(BIN)/python -m pytest -q

@@ -510,7 +510,8 @@ class Run(models.Model):
 
     def queue(self, *, by: Any = None) -> None:
         """Hand a submitted script run over for execution: NotStarted -> Queued. Its snapshot must
-        be stored and hold the script. ``local`` runs are then started by the submitting SDK."""
+        be stored and hold the script. ``local`` runs are then started by the submitting SDK;
+        runs for a named compute target go to its queue, where a worker takes them."""
         if self.type != self.Type.SCRIPT:
             raise InvalidValue("only script runs are queued; interactive runs start Running", target="status")
         snapshot = Snapshot.objects.filter(run=self).first()
@@ -519,6 +520,10 @@ class Run(models.Model):
         if self.script not in snapshot.paths():
             raise InvalidValue(f"the snapshot has no script {self.script!r}", target="script")
         self.transition(self.Status.QUEUED, by=by)
+        if self.target != LOCAL_TARGET:
+            from runs import dispatch
+
+            dispatch.send_to_target(self, ComputeTarget.objects.get(workspace_id=self.workspace_id, name=self.target))
 
     # -- logs --
 

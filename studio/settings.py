@@ -181,6 +181,9 @@ STUDIO_MONITOR = envbool("STUDIO_MONITOR", "True")
 # Script runs: the largest snapshot (zipped source folder) a run may carry.
 SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_MB", "300") * 2**20
 
+# Compute targets: runs for them are sent to this broker (Redis), where `studio worker`s take them.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -44,6 +44,10 @@ def errors(*codes: int) -> dict[int, Any]:
 
 _STRING_MAP = OpenApiTypes.OBJECT
 
+ComputeTargetCreate = inline_serializer(
+    "ComputeTargetCreate",
+    {"name": serializers.CharField(max_length=64), "description": serializers.CharField(required=False)},
+)
 WorkspaceCreate = inline_serializer("WorkspaceCreate", {"name": serializers.CharField(max_length=64)})
 MemberAdd = inline_serializer(
     "MemberAdd",

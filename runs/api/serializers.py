@@ -9,7 +9,18 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from runs import wire
-from runs.models import Experiment, Membership, Metric, Run, RunFile, RunLog, RunStatusEvent, Snapshot, Workspace
+from runs.models import (
+    ComputeTarget,
+    Experiment,
+    Membership,
+    Metric,
+    Run,
+    RunFile,
+    RunLog,
+    RunStatusEvent,
+    Snapshot,
+    Workspace,
+)
 
 
 class _OmitNullsSerializer(serializers.Serializer):
@@ -98,6 +109,14 @@ class SnapshotSerializer(serializers.ModelSerializer):
     class Meta:
         model = Snapshot
         fields = ["size", "files", "created_at"]
+
+
+class ComputeTargetSerializer(serializers.ModelSerializer):
+    queue = serializers.CharField(source="queue_name", read_only=True)
+
+    class Meta:
+        model = ComputeTarget
+        fields = ["name", "description", "queue", "created_at"]
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from runs import wire
 from runs.api import schema
 from runs.api.serializers import (
+    ComputeTargetSerializer,
     ExperimentSerializer,
     MembershipSerializer,
     MetricSummarySerializer,
@@ -37,6 +38,8 @@ from runs.api.serializers import (
     WorkspaceSerializer,
 )
 from runs.models import (
+    ComputeTarget,
+    Conflict,
     Experiment,
     InvalidValue,
     Membership,
@@ -46,6 +49,7 @@ from runs.models import (
     Workspace,
     normalize_file_path,
     validate_identifier,
+    validate_label,
 )
 from runs.validation import LOCAL_TARGET
 
@@ -236,6 +240,49 @@ def experiment_runs(request: Request, workspace: str, name: str) -> Response:
             raise InvalidValue("a child run belongs to its parent's experiment", target="parentRunId")
     (run,) = experiment.create_runs([spec], by=request.user, parent=parent)
     return _run_response(request, run, status.HTTP_201_CREATED)
+
+
+# --- compute targets ---------------------------------------------------------------------------------------
+
+
+@extend_schema(methods=["GET"], responses=ComputeTargetSerializer(many=True))
+@extend_schema(
+    methods=["POST"],
+    request=schema.ComputeTargetCreate,
+    responses={201: ComputeTargetSerializer, **schema.errors(400, 403)},
+)
+@api_view(["GET", "POST"])
+def compute_list(request: Request, workspace: str) -> Response:
+    """The workspace's compute targets (``local`` is always there besides). Creating one needs a
+    broker (``CELERY_BROKER_URL``): its runs are queued there for ``studio worker`` processes."""
+    ws = _get_workspace(request, workspace, write=request.method == "POST")
+    if request.method == "POST":
+        body = _body(request)
+        name = validate_identifier(body.get("name"), "name", max_length=64)
+        if name == LOCAL_TARGET:
+            raise InvalidValue("'local' is built in: it runs scripts on the submitting machine", target="name")
+        if not settings.CELERY_BROKER_URL:
+            raise InvalidValue(
+                "this studio has no CELERY_BROKER_URL: compute targets queue their runs on a broker", target="name"
+            )
+        target, created = ComputeTarget.objects.get_or_create(
+            workspace=ws,
+            name=name,
+            defaults={"description": validate_label(body.get("description") or "", "description", allow_empty=True)},
+        )
+        if not created:
+            raise Conflict(f"compute target {name!r} already exists", target="name")
+        return Response(ComputeTargetSerializer(target).data, status=status.HTTP_201_CREATED)
+    return Response(ComputeTargetSerializer(ws.compute_targets.select_related("workspace"), many=True).data)
+
+
+@extend_schema(responses={200: ComputeTargetSerializer, **schema.errors(404)})
+@api_view(["GET"])
+def compute_detail(request: Request, workspace: str, name: str) -> Response:
+    target = _get_workspace(request, workspace).compute_targets.filter(name=name).first()
+    if target is None:
+        raise NotFound(f"no compute target {name!r} in workspace {workspace!r}")
+    return Response(ComputeTargetSerializer(target).data)
 
 
 # --- runs --------------------------------------------------------------------------------------------------

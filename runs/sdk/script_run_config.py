@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,7 +70,8 @@ class ScriptRunConfig:
                     client.put(run._path("snapshot/"), data=snapshot, retry_unsent_only=True)
                 run._details = client.post(run._path("status/"), {"status": "Queued"})
             except StudioException as error:  # the run would wait forever for its snapshot
-                run.fail(error_details=f"the submission did not finish: {error.message}", error_code="SubmitFailed")
+                with contextlib.suppress(StudioException):  # the studio may have ended it already
+                    run.fail(error_details=f"the submission did not finish: {error.message}", error_code="SubmitFailed")
                 raise
         finally:
             archive.unlink()
