@@ -95,11 +95,7 @@ class Supervisor:
         workdir = Path(tempfile.mkdtemp(prefix="studio-run-"))
         try:
             source = workdir / "src"
-            archive = workdir / "snapshot.zip"
-            response = self.client.request("GET", self.path + "snapshot/", stream=True)
-            with response, archive.open("wb") as file:
-                for chunk in response.iter_content(CHUNK):
-                    file.write(chunk)
+            archive = self.client.download(self.path + "snapshot/", workdir / "snapshot.zip")
             extract_snapshot(archive, source)
             if not (self._move("Preparing") and self._move("Running")):
                 return self._status()

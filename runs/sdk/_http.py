@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -108,6 +111,17 @@ class Client:
 
     def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return _json_or_none(self.request("PATCH", path, json=json, **kwargs))
+
+    def download(self, path: str, target: Path) -> Path:
+        """Stream a response body to ``target``. It is written beside the target and renamed, so an
+        interrupted download leaves no half file behind."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        response = self.request("GET", path, stream=True)
+        with response, tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as partial:
+            for chunk in response.iter_content(chunk_size=1024 * 1024):
+                partial.write(chunk)
+        os.replace(partial.name, target)
+        return target
 
     def pages(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """Iterate over the items of a paginated list, fetching pages as needed."""

@@ -10,7 +10,6 @@ import io
 import math
 import os
 import sys
-import tempfile
 import time
 import traceback
 import uuid
@@ -251,11 +250,7 @@ class Run:
         target = Path(path) if path is not None else Path.cwd()
         if target.is_dir():
             target = target / f"{self.id}-snapshot.zip"
-        response = self._client.request("GET", self._path("snapshot/"), stream=True)
-        with response, target.open("wb") as file:
-            for chunk in response.iter_content(chunk_size=1024 * 1024):
-                file.write(chunk)
-        return target
+        return self._client.download(self._path("snapshot/"), target)
 
     # -- tags and properties --
 
@@ -441,14 +436,7 @@ class Run:
         target = Path(output_file_path) if output_file_path is not None else Path(name.rsplit("/", 1)[-1])
         if target.is_dir():
             target = target / name.rsplit("/", 1)[-1]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        response = self._client.request("GET", self._path(f"files/{path_quote(name)}"), stream=True)
-        # Write beside the target and rename, so an interrupted download leaves no half file behind.
-        with response, tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as partial:
-            for chunk in response.iter_content(chunk_size=1024 * 1024):
-                partial.write(chunk)
-        os.replace(partial.name, target)
-        return target
+        return self._client.download(self._path(f"files/{path_quote(name)}"), target)
 
     def download_files(
         self,
