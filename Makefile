@@ -41,6 +41,7 @@ lint: install-dev
 
 test: lint
 	scripts/ensure-services.sh postgres redis
+	scripts/ensure-browser.sh
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	@echo "== the suite on SQLite (the embedded default)"
 	$(BIN)/python -m pytest -q

@@ -164,6 +164,30 @@ class RunSpec:
     cancel_grace_seconds: int = 10
 
 
+class ExperimentQuerySet(models.QuerySet):
+    def with_run_summary(self) -> list[Experiment]:
+        """The experiments, each with run_count, last_run_at, last_activity_at and status_counts
+        ({status: runs}), in two queries."""
+        experiments = list(
+            self.annotate(
+                run_count=models.Count("runs"),
+                last_run_at=models.Max("runs__created_at"),
+                last_activity_at=models.Max("runs__ended_at"),
+            )
+        )
+        counts = (
+            Run.objects.filter(experiment__in=experiments)
+            .values_list("experiment_id", "status")
+            .annotate(n=models.Count("pk"))
+        )
+        by_experiment: dict[int, dict[str, int]] = {}
+        for experiment_id, status, n in counts:
+            by_experiment.setdefault(experiment_id, {})[status] = n
+        for experiment in experiments:
+            experiment.status_counts = dict(sorted(by_experiment.get(experiment.pk, {}).items()))
+        return experiments
+
+
 class Experiment(models.Model):
     """A named group of runs in a workspace."""
 
@@ -172,6 +196,8 @@ class Experiment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # Run numbers are handed out by bumping this counter, so concurrent starts never share a number.
     last_run_number = models.PositiveIntegerField(default=0)
+
+    objects = ExperimentQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -8,6 +8,11 @@ from studio import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("w/<str:workspace>/experiments/", views.experiment_list, name="experiment_list"),
+    path("w/<str:workspace>/experiments/<str:experiment>/", views.run_list, name="experiment_runs"),
+    path("w/<str:workspace>/runs/", views.run_list, name="run_list"),
+    path("w/<str:workspace>/runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("runs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

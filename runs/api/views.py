@@ -7,12 +7,10 @@ writes need a Contributor or Owner role (a Reader gets a 403).
 from __future__ import annotations
 
 import io
-from collections import Counter
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -176,18 +174,9 @@ def member_detail(request: Request, workspace: str, username: str) -> Response:
 @api_view(["GET"])
 def experiment_list(request: Request, workspace: str) -> Response:
     ws = _get_workspace(request, workspace)
-    experiments = list(
-        Experiment.objects.filter(workspace=ws)
-        .select_related("workspace")
-        .annotate(run_count=Count("runs"), last_run_at=Max("runs__created_at"))
-        .order_by("name")
+    experiments = (
+        Experiment.objects.filter(workspace=ws).select_related("workspace").order_by("name").with_run_summary()
     )
-    counts = Run.objects.filter(workspace=ws).values_list("experiment_id", "status").annotate(n=Count("pk"))
-    by_experiment: dict[int, Counter] = {}
-    for experiment_id, run_status, n in counts:
-        by_experiment.setdefault(experiment_id, Counter())[run_status] = n
-    for experiment in experiments:
-        experiment.status_counts = dict(by_experiment.get(experiment.pk, {}))
     return Response(ExperimentSerializer(experiments, many=True).data)
 
 
