@@ -9,6 +9,7 @@ from studio import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("studio.account_urls")),
     path("w/<str:workspace>/experiments/", views.experiment_list, name="experiment_list"),
     path("w/<str:workspace>/experiments/<str:experiment>/", views.run_list, name="experiment_runs"),
     path("w/<str:workspace>/runs/", views.run_list, name="run_list"),
