@@ -6,21 +6,26 @@ controls and gets 403 on writes; anonymous visitors are sent to log in.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found, server_error
 from django_htmx.middleware import HtmxDetails
 
 from runs.api.errors import error_body, json_not_found
-from runs.models import Experiment, Membership, Run, Workspace
+from runs.models import Experiment, IllegalTransition, InvalidValue, Membership, Metric, Run, Snapshot, Workspace
 from runs.query import QueryError
+from runs.series import downsample
 from studio import tables
 
 RUNS_PER_PAGE = 50
@@ -135,7 +140,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     return render(request, template, context, status=status)
 
 
-def _get_run(request: HttpRequest, workspace: str, run_id: str) -> tuple[WorkspaceAccess, Run]:
+def _get_run(request: HttpRequest, workspace: str, run_id: str, *, write: bool = False) -> tuple[WorkspaceAccess, Run]:
+    """The run, if the user may see it (404 otherwise); ``write`` also needs Contributor or Owner (403)."""
     access = _get_workspace(request, workspace)
     run = (
         Run.objects.filter(workspace=access.workspace, run_id=run_id)
@@ -145,23 +151,194 @@ def _get_run(request: HttpRequest, workspace: str, run_id: str) -> tuple[Workspa
     )
     if run is None:
         raise Http404(f"no run {run_id!r}")
+    if write and not access.can_write:
+        raise PermissionDenied("your role here is Reader: changing runs needs Contributor or Owner")
     return access, run
+
+
+TABS = ["overview", "metrics", "children", "outputs", "snapshot", "activity"]
 
 
 @login_required
 @require_GET
-def run_detail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
-    """A run's overview: status, times, family, description, tags, properties, metric summaries."""
+def run_detail(request: HtmxHttpRequest, workspace: str, run_id: str, tab: str = "overview") -> HttpResponse:
+    """A run's page, one URL per tab; htmx asks for the tab alone."""
     access, run = _get_run(request, workspace, run_id)
+    context: dict[str, Any] = {"access": access, "run": run, "tab": tab, "tabs": TABS, "duration": tables.duration(run)}
+    if tab == "overview":
+        context["children"] = run.children.order_by("number").only("run_id", "display_name", "status")
+        context["editing"] = request.GET.get("edit", "") if access.can_write else ""
+    elif tab == "metrics":
+        context["metrics"] = list(run.metrics.order_by("name"))
+        context["charts"] = _metric_charts(context["metrics"])
+    elif tab == "children":
+        children = list(run.children.select_related("submitted_by").order_by("number"))
+        context["child_runs"] = [(child, tables.duration(child)) for child in children]
+        context["child_counts"] = sorted(Counter(child.status for child in children).items())
+    elif tab == "outputs":
+        context.update(_outputs_context(run, request.GET.get("file", "")))
+    elif tab == "snapshot":
+        context["snapshot"] = Snapshot.objects.filter(run=run).first()
+    elif tab == "activity":
+        context["events"] = run.events.select_related("by")
+    template = "studio/run_detail.html"
+    if request.htmx and not request.htmx.boosted:
+        template += f"#tab-{tab}"
+    return render(request, template, context)
+
+
+def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:
+    """A chart per numeric metric, downsampled on the server (at most ~1,000 points a series)."""
+    charts = []
+    for metric in metrics:
+        if metric.kind != Metric.Kind.SCALAR or metric.min_number is None:
+            continue
+        points = metric.points.order_by("step", "id").values_list("step", "number")
+        steps, values = zip(*points, strict=True) if points else ((), ())
+        steps, values = downsample(list(steps), [_finite(v) for v in values])
+        charts.append(
+            {"title": metric.name, "xLabel": "step", "series": [{"label": metric.name, "x": steps, "y": values}]}
+        )
+    return charts
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: the chart shows a gap."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _outputs_context(run: Run, path: str) -> dict[str, Any]:
+    files = [(f.path, f.size, "file") for f in run.files.all()] + [
+        (log.path, log.size, "log") for log in run.logs.all()
+    ]
+    files.sort()
+    context: dict[str, Any] = {"files": files, "selected": path}
+    kind = next((k for p, _, k in files if p == path), None)
+    if kind == "log":
+        data, offset = run.read_log(path, 0, limit=LOG_VIEW_BYTES)
+        context.update(
+            viewer="log",
+            text=data.decode(errors="replace"),
+            offset=offset,
+            more=not run.is_ended or len(data) == LOG_VIEW_BYTES,
+        )
+    elif kind == "file" and path.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")):
+        context["viewer"] = "image"
+    elif kind == "file":
+        file = run.files.get(path=path)
+        if file.size <= LOG_VIEW_BYTES:
+            with file.open() as content:
+                context.update(viewer="text", text=content.read().decode(errors="replace"))
+        else:
+            context["viewer"] = "download"
+    return context
+
+
+LOG_VIEW_BYTES = 1024 * 1024
+
+
+@login_required
+@require_GET
+def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """New log output after byte ``after``, then the poller for the next part (in the template)
+    while there may be more: once the run has ended and all is read, no poller, so polling stops."""
+    access, run = _get_run(request, workspace, run_id)
+    path = request.GET.get("path", "")
+    try:
+        after = max(0, int(request.GET.get("after", "0")))
+    except ValueError:
+        return HttpResponseBadRequest("after must be a byte offset")
+    data, offset = run.read_log(path, after, limit=LOG_VIEW_BYTES)
     context = {
         "access": access,
         "run": run,
-        "duration": tables.duration(run),
-        "children": run.children.order_by("number").only("run_id", "display_name", "status"),
-        "metrics": run.metrics.order_by("name"),
-        "tab": "overview",
+        "text": data.decode(errors="replace"),
+        "selected": path,
+        "offset": offset,
+        "more": not (run.is_ended and not data),
     }
-    return render(request, "studio/run_detail.html", context)
+    return render(request, "studio/run_detail.html#log-tail", context)
+
+
+@login_required
+@require_GET
+def run_status_badge(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """The status badge; it polls itself while the run is active (the template stops emitting the
+    poller once the run has ended)."""
+    access, run = _get_run(request, workspace, run_id)
+    return render(request, "studio/run_detail.html#run-status", {"access": access, "run": run})
+
+
+@login_required
+@require_POST
+def run_update(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """Display name or description (whichever the form sends), through the model's own checks."""
+    access, run = _get_run(request, workspace, run_id, write=True)
+    field = "display_name" if "display_name" in request.POST else "description"
+    try:
+        run.update_info(**{field: request.POST.get(field, "")})
+    except InvalidValue as error:
+        messages.error(request, error.message)
+        return _back_to_run(request, access, run, status=400)
+    return _back_to_run(request, access, run)
+
+
+@login_required
+@require_POST
+def run_description_preview(request: HttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    access, run = _get_run(request, workspace, run_id, write=True)
+    return render(
+        request, "studio/run_detail.html#description-preview", {"run": run, "text": request.POST.get("description", "")}
+    )
+
+
+@login_required
+@require_POST
+def run_tags(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """Add or change a tag (key, value), or remove one (remove=key)."""
+    access, run = _get_run(request, workspace, run_id, write=True)
+    try:
+        if key := request.POST.get("remove"):
+            run.remove_tags([key])
+        else:
+            value = request.POST.get("value", "")
+            run.set_tags({request.POST.get("key", ""): value or None})
+    except InvalidValue as error:
+        messages.error(request, error.message)
+        return _back_to_run(request, access, run, status=400)
+    return _back_to_run(request, access, run)
+
+
+@login_required
+@require_POST
+def run_cancel(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    access, run = _get_run(request, workspace, run_id, write=True)
+    try:
+        run.request_cancel(by=request.user)
+    except IllegalTransition as error:
+        messages.error(request, error.message)
+        return _back_to_run(request, access, run, status=409)
+    return _back_to_run(request, access, run)
+
+
+def _back_to_run(request: HtmxHttpRequest, access: WorkspaceAccess, run: Run, *, status: int = 200) -> HttpResponse:
+    """After a change: htmx gets the overview tab re-rendered; a plain form post is redirected."""
+    if request.htmx:
+        run = (
+            Run.objects.select_related("experiment", "submitted_by", "parent")
+            .prefetch_related("tag_set", "property_set")
+            .get(pk=run.pk)
+        )
+        context = {
+            "access": access,
+            "run": run,
+            "tab": "overview",
+            "tabs": TABS,
+            "duration": tables.duration(run),
+            "children": run.children.order_by("number").only("run_id", "display_name", "status"),
+        }
+        return render(request, "studio/run_detail.html#tab-overview", context, status=status)
+    return redirect("run_detail", workspace=access.workspace.name, run_id=run.run_id)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
