@@ -79,8 +79,13 @@ class Workspace(models.Model):
         return self.role_of(user) in Membership.WRITE_ROLES
 
     def add_member(self, user: Any, role: str) -> Membership:
-        membership, _ = Membership.objects.update_or_create(workspace=self, user=user, defaults={"role": role})
-        return membership
+        """Make ``user`` a member with ``role``; an existing member's role changes (Membership.change_role)."""
+        if role not in Membership.Role.values:
+            raise InvalidValue(f"role must be one of {', '.join(Membership.Role.values)}", target="role")
+        if membership := Membership.objects.filter(workspace=self, user=user).first():
+            membership.change_role(role)
+            return membership
+        return Membership.objects.create(workspace=self, user=user, role=role)
 
 
 class Membership(models.Model):
@@ -104,6 +109,31 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
+
+    def change_role(self, role: str) -> None:
+        """Give the member another role; a workspace keeps at least one Owner."""
+        if role not in self.Role.values:
+            raise InvalidValue(f"role must be one of {', '.join(self.Role.values)}", target="role")
+        with transaction.atomic():
+            if role != self.Role.OWNER:
+                self._refuse_if_last_owner()
+            self.role = role
+            self.save(update_fields=["role"])
+
+    def leave(self) -> None:
+        """Remove the member from the workspace; a workspace keeps at least one Owner."""
+        with transaction.atomic():
+            self._refuse_if_last_owner()
+            self.delete()
+
+    def _refuse_if_last_owner(self) -> None:
+        """In a transaction: the Owners' rows stay locked, so two Owners stepping down at the same
+        moment cannot both succeed (SQLite's BEGIN IMMEDIATE serializes anyway)."""
+        if self.role != self.Role.OWNER:
+            return
+        owners = Membership.objects.select_for_update().filter(workspace_id=self.workspace_id, role=self.Role.OWNER)
+        if list(owners.values_list("pk", flat=True)) == [self.pk]:
+            raise InvalidValue("a workspace keeps at least one Owner: make someone else an Owner first", target="role")
 
 
 def _hash_token(key: str) -> str:
@@ -1056,3 +1086,70 @@ class RunFile(models.Model):
 
     def open(self) -> IO[bytes]:
         return default_storage.open(self.storage_name, "rb")
+
+
+# --- Saved views --------------------------------------------------------------------------------------------
+
+
+class SavedViewQuerySet(models.QuerySet):
+    def visible_to(self, user: Any, workspace: Workspace) -> SavedViewQuerySet:
+        """A workspace's shared views and the user's own private ones (never another's private one)."""
+        return self.filter(workspace=workspace).filter(Q(shared=True) | Q(owner=user))
+
+
+class SavedView(models.Model):
+    """A named state of the runs table (query, columns, sort, child runs, runs picked for
+    comparing): private to its owner, or shared with the workspace, where Contributors and Owners
+    may change it."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="saved_views")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=100)
+    shared = models.BooleanField(default=False)
+    query = models.TextField(blank=True)
+    columns = models.JSONField(default=list, blank=True)  # JSON, not ArrayField: works on SQLite too
+    sort = models.CharField(max_length=500, blank=True)
+    include_children = models.BooleanField(default=False)
+    compare = models.JSONField(default=list, blank=True)  # run ids
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SavedViewQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "owner", "name"], name="runs_savedview_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def can_change(self, user: Any, role: str | None) -> bool:
+        """The owner always; for a shared view, any Contributor or Owner of the workspace."""
+        return self.owner_id == user.pk or (self.shared and role in Membership.WRITE_ROLES)
+
+    def as_params(self) -> dict[str, str]:
+        """The view as the runs table's URL parameters."""
+        params = {"q": self.query, "sort": self.sort, "cols": ",".join(self.columns), "compare": ",".join(self.compare)}
+        if self.include_children:
+            params["children"] = "1"
+        return {key: value for key, value in params.items() if value}
+
+    def take_state(self, params: Mapping[str, str]) -> None:
+        """Copy the table's state (URL parameters, checked by the caller) into the view."""
+        self.query = validate_text(params.get("q", ""), "q", max_length=2000)
+        self.sort = params.get("sort", "")
+        self.columns = [c for c in params.get("cols", "").split(",") if c]
+        self.include_children = bool(params.get("children"))
+        self.compare = [r for r in params.get("compare", "").split(",") if r][:50]
+
+
+class DefaultView(models.Model):
+    """The view a user's runs table opens with, per workspace."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    view = models.ForeignKey(SavedView, models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="runs_defaultview_unique_user")]

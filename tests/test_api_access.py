@@ -110,3 +110,12 @@ def test_the_openapi_schema_and_docs_are_served(alice: Any, client: Any) -> None
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
+
+
+def test_adding_an_existing_owner_as_reader_cannot_leave_no_owner(alice: Any, workspace: Any) -> None:
+    """The last-Owner rule is the model's (Membership.change_role), so every way in obeys it."""
+    response = api_client(alice).post(
+        "/api/v1/workspaces/default/members/", {"username": "alice", "role": "Reader"}, format="json"
+    )
+    assert response.status_code == 400 and "at least one Owner" in response.json()["error"]["message"]
+    assert workspace.role_of(alice) == Membership.Role.OWNER
