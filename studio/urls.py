@@ -13,6 +13,12 @@ urlpatterns = [
     path("w/<str:workspace>/experiments/", views.experiment_list, name="experiment_list"),
     path("w/<str:workspace>/experiments/<str:experiment>/", views.run_list, name="experiment_runs"),
     path("w/<str:workspace>/runs/", views.run_list, name="run_list"),
+    path("w/<str:workspace>/views/", views.view_save, name="view_save"),
+    path(
+        "w/<str:workspace>/views/<int:view_id>/<str:action>/",
+        views.view_change,
+        name="view_change",
+    ),
     path("w/<str:workspace>/runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("w/<str:workspace>/runs/<str:run_id>/metrics/", views.run_detail, {"tab": "metrics"}, name="run_metrics"),
     path("w/<str:workspace>/runs/<str:run_id>/children/", views.run_detail, {"tab": "children"}, name="run_children"),

@@ -16,14 +16,27 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found, server_error
 from django_htmx.middleware import HtmxDetails
 
 from runs.api.errors import error_body, json_not_found
-from runs.models import Experiment, IllegalTransition, InvalidValue, Membership, Metric, Run, Snapshot, Workspace
+from runs.models import (
+    DefaultView,
+    Experiment,
+    IllegalTransition,
+    InvalidValue,
+    Membership,
+    Metric,
+    Run,
+    SavedView,
+    Snapshot,
+    Workspace,
+)
 from runs.query import QueryError
 from runs.series import downsample
 from studio import tables
@@ -92,11 +105,34 @@ class RunListForm(forms.Form):
             raise forms.ValidationError(str(error)) from None
 
 
+STATE_PARAMS = ("q", "sort", "cols", "children", "compare")
+
+
+def _resolve_view(request: HttpRequest, access: WorkspaceAccess) -> tuple[SavedView | None, QueryDict]:
+    """The table's state: a saved view's, overridden by what the URL says explicitly. With no view
+    and no state in the URL, the user's default view for the workspace, if any."""
+    params = request.GET.copy()
+    visible = SavedView.objects.visible_to(request.user, access.workspace)
+    view = None
+    if view_id := params.get("view"):
+        view = visible.filter(pk=view_id).first() if view_id.isdigit() else None
+        if view is None:
+            raise Http404("no such view")
+    elif not any(params.get(name) for name in (*STATE_PARAMS, "page")):
+        default = DefaultView.objects.filter(user=request.user, workspace=access.workspace, view__in=visible).first()
+        view = default.view if default else None
+    if view is not None:
+        for key, value in view.as_params().items():
+            params.setdefault(key, value)
+    return view, params
+
+
 @login_required
 @require_GET
 def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = None) -> HttpResponse:
     """All runs of a workspace (or of one experiment): search and filters in the query language,
-    sort by any column (metrics included), chosen columns, pages. htmx asks for the table only."""
+    sort by any column (metrics included), chosen columns, pages, saved views. htmx asks for the
+    table only."""
     access = _get_workspace(request, workspace)
     scoped_to = None
     runs = Run.objects.filter(workspace=access.workspace)
@@ -105,7 +141,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         if scoped_to is None:
             raise Http404(f"no experiment {experiment!r}")
         runs = runs.filter(experiment=scoped_to)
-    form = RunListForm(request.GET)
+    view, params = _resolve_view(request, access)
+    form = RunListForm(params)
     error, status = "", 200
     columns = tables.parse_columns("")
     page = None
@@ -121,23 +158,107 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     else:
         error, status = "; ".join(e for errors in form.errors.values() for e in errors), 400
     rows = [(run, [(column, tables.cell(run, column)) for column in columns]) for run in page] if page else []
+    views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
+    default = DefaultView.objects.filter(user=request.user, workspace=access.workspace).first()
     context: dict[str, Any] = {
         "access": access,
         "experiment": scoped_to,
         "form": form,
-        "q": request.GET.get("q", ""),
-        "sort": request.GET.get("sort", ""),
-        "children": request.GET.get("children", ""),
+        "state": {name: params.get(name, "") for name in STATE_PARAMS},
         "columns": columns,
         "column_keys": ",".join(c.key for c in columns),
         "rows": rows,
         "page": page,
         "error": error,
+        "views": views,
+        "view": view,
+        "can_change_view": view is not None and view.can_change(request.user, access.role),
+        "default_view_id": default.view_id if default else None,
+        "compare": [r for r in params.get("compare", "").split(",") if r],
     }
     template = "studio/run_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     return render(request, template, context, status=status)
+
+
+class SaveViewForm(forms.Form):
+    name = forms.CharField(max_length=100, strip=True)
+    shared = forms.BooleanField(required=False)
+
+
+def _view_for_change(request: HttpRequest, access: WorkspaceAccess, view_id: int) -> SavedView:
+    view = SavedView.objects.visible_to(request.user, access.workspace).filter(pk=view_id).first()
+    if view is None:
+        raise Http404("no such view")
+    if not view.can_change(request.user, access.role):
+        raise PermissionDenied("a shared view is changed by its workspace's Contributors and Owners")
+    return view
+
+
+def _to_view(access: WorkspaceAccess, view: SavedView | None) -> HttpResponse:
+    url = reverse("run_list", args=[access.workspace.name])
+    return redirect(f"{url}?view={view.pk}" if view else url)
+
+
+@login_required
+@require_POST
+def view_save(request: HttpRequest, workspace: str) -> HttpResponse:
+    """Save the table's current state (sent with the form) as a new view."""
+    access = _get_workspace(request, workspace)
+    form = SaveViewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A view needs a name of at most 100 characters.")
+        return _to_view(access, None)
+    if form.cleaned_data["shared"] and not access.can_write:
+        raise PermissionDenied("sharing a view needs Contributor or Owner")
+    view = SavedView(workspace=access.workspace, owner=request.user, **form.cleaned_data)
+    view.take_state(request.POST)
+    try:
+        with transaction.atomic():
+            view.save()
+    except IntegrityError:
+        messages.error(request, f"You already have a view named {view.name!r}.")
+        return _to_view(access, None)
+    messages.success(request, f"Saved the view {view.name!r}{' (shared with the workspace)' if view.shared else ''}.")
+    return _to_view(access, view)
+
+
+@login_required
+@require_POST
+def view_change(request: HttpRequest, workspace: str, view_id: int, action: str) -> HttpResponse:
+    """update (take the current state), rename, share/unshare, delete, or make it my default."""
+    access = _get_workspace(request, workspace)
+    if action not in ("update", "rename", "delete", "default"):
+        raise Http404(f"no view action {action!r}")
+    if action == "default":
+        view = SavedView.objects.visible_to(request.user, access.workspace).filter(pk=view_id).first()
+        if view is None:
+            raise Http404("no such view")
+        DefaultView.objects.update_or_create(user=request.user, workspace=access.workspace, defaults={"view": view})
+        messages.success(request, f"{view.name!r} now opens when you open All runs.")
+        return _to_view(access, view)
+    view = _view_for_change(request, access, view_id)
+    if action == "update":
+        view.take_state(request.POST)
+        view.save()
+    elif action == "rename":
+        form = SaveViewForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "A view needs a name of at most 100 characters.")
+            return _to_view(access, view)
+        view.name = form.cleaned_data["name"]
+        try:
+            with transaction.atomic():
+                view.save(update_fields=["name", "updated_at"])
+        except IntegrityError:
+            messages.error(request, f"There is already a view named {view.name!r}.")
+    elif action == "delete":
+        name = view.name
+        view.delete()
+        messages.success(request, f"Deleted the view {name!r}.")
+        return _to_view(access, None)
+    return _to_view(access, view)
 
 
 def _get_run(request: HttpRequest, workspace: str, run_id: str, *, write: bool = False) -> tuple[WorkspaceAccess, Run]:
