@@ -335,6 +335,8 @@ def _outputs_context(run: Run, path: str) -> dict[str, Any]:
     files.sort()
     context: dict[str, Any] = {"files": files, "selected": path}
     kind = next((k for p, _, k in files if p == path), None)
+    if kind is None and path.startswith("logs/") and not run.is_ended:
+        kind = "log"  # an active run's log may not have its first byte yet: follow it from 0
     if kind == "log":
         data, offset = run.read_log(path, 0, limit=LOG_VIEW_BYTES)
         context.update(

@@ -90,6 +90,12 @@ def test_search_and_filters_use_the_query_language(client: Any, runs: dict[str, 
         assertNotContains(response, name)
 
 
+def test_a_query_that_matches_nothing_says_so(client: Any, runs: dict[str, Run], alice: Any) -> None:
+    response = logged_in(client, alice).get("/w/default/runs/", {"q": "status = Canceled"})
+    assertContains(response, "No runs match.")
+    assertContains(response, '<span id="run-count">0</span>', html=True)
+
+
 def test_a_bad_query_says_what_is_wrong(client: Any, runs: dict[str, Run], alice: Any) -> None:
     response = logged_in(client, alice).get("/w/default/runs/", {"q": "status = done"})
     assert response.status_code == 400
