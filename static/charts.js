@@ -110,6 +110,8 @@
           stroke: COLOURS[i % COLOURS.length],
           width: 1.5,
           spanGaps: false, // a missing value breaks the line
+          // "kind": "scatter" (a metric against a property): points, no line.
+          ...(spec.kind === "scatter" ? { paths: () => null, points: { show: true, size: 8 } } : {}),
         })),
       ],
     };

@@ -1,0 +1,77 @@
+"""Comparing runs in the studio: side by side, differences marked, and three charts."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django.asserts import assertContains, assertNotContains
+
+from runs.models import Run
+from tests.conftest import make_run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pair(workspace: Any, alice: Any) -> list[Run]:
+    runs = []
+    for lr, losses in (("0.1", [0.9, 0.5, 0.4]), ("0.01", [0.8, 0.3, 0.1])):
+        run = make_run(
+            workspace, alice, "sweep", display_name=f"lr {lr}", tags={"team": "vision"}, properties={"lr": lr}
+        )
+        run.log_metrics([{"name": "loss", "value": v} for v in losses])
+        runs.append(run)
+    return runs
+
+
+def charts(content: bytes) -> list[dict[str, Any]]:
+    return [json.loads(m) for m in re.findall(rb'<script[^>]*type="application/json">(.*?)</script>', content, re.S)]
+
+
+def test_runs_are_compared_side_by_side_with_differences_marked(client: Client, pair: list[Run], alice: Any) -> None:
+    client.force_login(alice)
+    response = client.get("/w/default/compare/", {"runs": [r.run_id for r in pair]})
+    assertContains(response, "Compare 2 runs")
+    body = response.content.decode()
+    assert re.search(r'<tr class="differs"><th scope="row">property lr</th><td>0.1</td><td>0.01</td>', body)
+    assert re.search(r'<tr><th scope="row">tag team</th><td>vision</td><td>vision</td>', body)  # same: not marked
+    assert re.search(r'<tr class="differs"><th scope="row">loss \(min\)</th><td>0.4</td><td>0.1</td>', body)
+
+    over_steps, against = charts(response.content)
+    assert [s["label"] for s in over_steps["series"]] == ["lr 0.1", "lr 0.01"]
+    assert over_steps["series"][1] == {"label": "lr 0.01", "x": [0, 1, 2], "y": [0.8, 0.3, 0.1]}
+    assert against["kind"] == "scatter" and against["series"][0]["x"] == [0.01, 0.1]
+    assert against["series"][0]["y"] == [0.1, 0.4]  # last loss against lr, sorted by lr
+    assertContains(response, 'class="bar" style="width: 100.0%"')  # the larger last value fills the bar
+
+
+def test_the_table_picks_runs_to_compare(client: Client, pair: list[Run], alice: Any) -> None:
+    client.force_login(alice)
+    page = client.get("/w/default/runs/")
+    assertContains(page, 'action="/w/default/compare/"')
+    assertContains(page, f'name="runs" value="{pair[0].run_id}"')
+
+
+def test_only_the_workspaces_runs_are_compared(
+    client: Client, pair: list[Run], charlie: Any, other_workspace: Any
+) -> None:
+    theirs = make_run(other_workspace, charlie, "secret", display_name="their run")
+    client.force_login(charlie)
+    response = client.get("/w/elsewhere/compare/", {"runs": [pair[0].run_id, theirs.run_id]})
+    assertContains(response, "their run")
+    assertNotContains(response, "lr 0.1")
+    assertContains(response, f"Not found here: {pair[0].run_id}")
+    assert client.get("/w/default/compare/", {"runs": pair[0].run_id}).status_code == 404
+
+
+def test_compare_explains_itself_without_runs_and_caps_the_count(client: Client, workspace: Any, alice: Any) -> None:
+    client.force_login(alice)
+    assertContains(client.get("/w/default/compare/"), "Pick runs to compare")
+    many = [make_run(workspace, alice, display_name=f"run {i}").run_id for i in range(22)]
+    response = client.get("/w/default/compare/", {"runs": ",".join(many)})
+    assertContains(response, "At most 20 runs")
+    assertContains(response, "Compare 20 runs")
