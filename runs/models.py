@@ -369,6 +369,11 @@ class RunQuerySet(models.QuerySet):
 
         return query.apply_sort(self, sort)
 
+    def child_counts(self, parents: Iterable[Run]) -> dict[int, int]:
+        """How many child runs each of ``parents`` has, by primary key, in one query."""
+        counts = self.filter(parent__in=list(parents)).values_list("parent_id").annotate(n=models.Count("pk"))
+        return dict(counts)
+
     def for_listing(self) -> RunQuerySet:
         """Everything a list of runs shows, in a constant number of queries whatever its length."""
         return self.select_related("experiment", "submitted_by", "parent").prefetch_related(

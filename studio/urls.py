@@ -26,6 +26,7 @@ urlpatterns = [
     path("w/<str:workspace>/runs/<str:run_id>/outputs/", views.run_detail, {"tab": "outputs"}, name="run_outputs"),
     path("w/<str:workspace>/runs/<str:run_id>/snapshot/", views.run_detail, {"tab": "snapshot"}, name="run_snapshot"),
     path("w/<str:workspace>/runs/<str:run_id>/activity/", views.run_detail, {"tab": "activity"}, name="run_activity"),
+    path("w/<str:workspace>/runs/<str:run_id>/child-rows/", views.run_child_rows, name="run_child_rows"),
     path("w/<str:workspace>/runs/<str:run_id>/logs/", views.run_log_tail, name="run_log_tail"),
     path("w/<str:workspace>/runs/<str:run_id>/status/", views.run_status_badge, name="run_status_badge"),
     path("w/<str:workspace>/runs/<str:run_id>/update/", views.run_update, name="run_update"),

@@ -149,8 +149,7 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     page = None
     if form.is_valid():
         columns = form.cleaned_data["cols"]
-        if not form.cleaned_data["children"]:
-            runs = runs.filter(parent__isnull=True)
+        runs = runs.filter(parent__isnull=True)  # children are shown nested under their parents
         try:
             runs = runs.search(form.cleaned_data["q"]).sorted_by(form.cleaned_data["sort"])
             page = Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(form.cleaned_data["page"])
@@ -159,6 +158,10 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     else:
         error, status = "; ".join(e for errors in form.errors.values() for e in errors), 400
     rows = [(run, [(column, tables.cell(run, column)) for column in columns]) for run in page] if page else []
+    child_counts: dict[int, int] = {}
+    if rows and form.is_valid() and form.cleaned_data["children"]:
+        child_counts = Run.objects.child_counts(run for run, _ in rows)
+    rows = [(run, cells, child_counts.get(run.pk, 0)) for run, cells in rows]
     views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
     default = DefaultView.objects.filter(user=request.user, workspace=access.workspace).first()
     context: dict[str, Any] = {
@@ -181,6 +184,29 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def run_child_rows(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """A parent's child runs as rows of the runs table (same columns), to show under the parent."""
+    access, parent = _get_run(request, workspace, run_id)
+    try:
+        columns = tables.parse_columns(request.GET.get("cols", ""))
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error))
+    children = list(tables.with_cells(Run.objects.filter(parent=parent), columns).order_by("number"))
+    counts = Run.objects.child_counts(children)
+    rows = [(child, [(c, tables.cell(child, c)) for c in columns], counts.get(child.pk, 0)) for child in children]
+    depth = request.GET.get("depth", "0")
+    context = {
+        "access": access,
+        "rows": rows,
+        "depth": min(int(depth) if depth.isdigit() else 0, 5) + 1,  # indentation only
+        "column_keys": ",".join(c.key for c in columns),
+        "compare": [],
+    }
+    return render(request, "studio/run_list.html#child-rows", context)
 
 
 class SaveViewForm(forms.Form):

@@ -66,9 +66,16 @@ def test_the_runs_table_lists_top_level_runs_newest_first(client: Any, runs: dic
     assert body.index("cifar run") < body.index("bad one") < body.index("good one")
     assertNotContains(response, "trial child")
     assertContains(response, '<span class="badge bad">Failed</span>', html=True)
-    with_children = client.get("/w/default/runs/", {"children": "1"})
-    assertContains(with_children, "trial child")
-    assertContains(with_children, f"child of {runs['good'].run_id}")
+    # With child runs included, a parent shows how many it has and loads them under itself.
+    with_children = client.get("/w/default/runs/", {"children": "1", "cols": "name,status"})
+    assertNotContains(with_children, "trial child")
+    assertContains(with_children, 'aria-label="Show the 1 child runs"')
+    rows = client.get(
+        f"/w/default/runs/{runs['good'].run_id}/child-rows/", {"cols": "name,status"}, headers={"HX-Request": "true"}
+    )
+    assert rows.content.decode().lstrip().startswith('<tr class="child-row depth-1">')
+    assertContains(rows, "trial child")
+    assert client.get(f"/w/default/runs/{runs['good'].run_id}/child-rows/", {"cols": "bogus"}).status_code == 400
 
 
 @pytest.mark.parametrize(
