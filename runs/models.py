@@ -1140,9 +1140,10 @@ class SavedView(models.Model):
             params["children"] = "1"
         return {key: value for key, value in params.items() if value}
 
-    def take_state(self, params: Mapping[str, str]) -> None:
-        """Copy the table's state (URL parameters, checked by the caller) into the view."""
-        self.query = validate_text(params.get("q", ""), "q", max_length=2000)
+    def take_state(self, params: Mapping[str, str], *, query: str | None = None) -> None:
+        """Copy the table's state (URL parameters, checked by the caller) into the view; ``query``,
+        when given, is the search text with the table's filters folded in."""
+        self.query = validate_text(params.get("q", "") if query is None else query, "q", max_length=4000)
         self.sort = params.get("sort", "")
         self.columns = [c for c in params.get("cols", "").split(",") if c]
         self.include_children = bool(params.get("children"))

@@ -38,7 +38,7 @@ from runs.models import (
     Snapshot,
     Workspace,
 )
-from runs.query import QueryError
+from runs.query import QueryError, quote
 from runs.series import downsample
 from studio import tables
 
@@ -91,13 +91,28 @@ def experiment_list(request: HttpRequest, workspace: str) -> HttpResponse:
 
 
 class RunListForm(forms.Form):
-    """The runs table's state, all of it in the URL."""
+    """The runs table's state, all of it in the URL. The filter fields are written into the query
+    language (``filter_query``), so they filter exactly as the search bar, the API and the SDK do."""
 
     q = forms.CharField(required=False, max_length=2000)
     sort = forms.CharField(required=False, max_length=500)
     cols = forms.CharField(required=False, max_length=2000)
     children = forms.BooleanField(required=False)
     page = forms.IntegerField(required=False, min_value=1)
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Run.Status.choices])
+    experiment = forms.CharField(required=False, max_length=255)
+    target = forms.CharField(required=False, max_length=255)
+    user = forms.CharField(required=False, max_length=150)
+    created_from = forms.DateField(required=False)
+    created_to = forms.DateField(required=False)
+    tag = forms.CharField(required=False, max_length=500, help_text="key, or key=value")
+    prop = forms.CharField(required=False, max_length=500, help_text="key=value")
+    metric = forms.CharField(required=False, max_length=255)
+    metric_min = forms.FloatField(required=False)
+    metric_max = forms.FloatField(required=False)
+
+    FILTERS = ("status", "experiment", "target", "user", "created_from", "created_to", "tag", "prop",
+               "metric", "metric_min", "metric_max")  # fmt: skip
 
     def clean_cols(self) -> list[tables.Column]:
         try:
@@ -105,8 +120,37 @@ class RunListForm(forms.Form):
         except ValueError as error:
             raise forms.ValidationError(str(error)) from None
 
+    def filter_query(self) -> str:
+        """The search text and the filters, as one query."""
+        data = self.cleaned_data
+        terms: list[str] = []
+        exact = {"status": "status", "experiment": "experiment", "target": "target", "user": "submitted_by"}
+        for param, name in exact.items():
+            if data[param]:
+                terms.append(f"{name} = {quote(data[param])}")
+        if data["created_from"]:
+            terms.append(f"created >= {data['created_from'].isoformat()}")
+        if data["created_to"]:
+            terms.append(f"created <= {data['created_to'].isoformat()}")
+        for param, prefix in (("tag", "tags"), ("prop", "properties")):
+            key, sep, value = data[param].partition("=")
+            if key.strip():
+                terms.append(f"{prefix}.{quote(key.strip())}" + (f" = {quote(value.strip())}" if sep else ""))
+        if data["metric"]:
+            metric = f"metrics.{quote(data['metric'])}"
+            if data["metric_min"] is not None:
+                terms.append(f"{metric} >= {data['metric_min']!r}")
+            if data["metric_max"] is not None:
+                terms.append(f"{metric} <= {data['metric_max']!r}")
+            if data["metric_min"] is None and data["metric_max"] is None:
+                terms.append(metric)
+        if not terms:
+            return data["q"]
+        search = [f"({data['q']})"] if data["q"].strip() else []  # an "or" in it stays inside
+        return " and ".join([*search, *terms])
 
-STATE_PARAMS = ("q", "sort", "cols", "children", "compare")
+
+STATE_PARAMS = ("q", "sort", "cols", "children", "compare", *RunListForm.FILTERS)
 
 
 def _resolve_view(request: HttpRequest, access: WorkspaceAccess) -> tuple[SavedView | None, QueryDict]:
@@ -151,7 +195,7 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         columns = form.cleaned_data["cols"]
         runs = runs.filter(parent__isnull=True)  # children are shown nested under their parents
         try:
-            runs = runs.search(form.cleaned_data["q"]).sorted_by(form.cleaned_data["sort"])
+            runs = runs.search(form.filter_query()).sorted_by(form.cleaned_data["sort"])
             page = Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(form.cleaned_data["page"])
         except QueryError as problem:
             error, status = str(problem), 400
@@ -163,6 +207,7 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         child_counts = Run.objects.child_counts(run for run, _ in rows)
     rows = [(run, cells, child_counts.get(run.pk, 0)) for run, cells in rows]
     views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
+    members = Membership.objects.filter(workspace=access.workspace).select_related("user").order_by("user__username")
     default = DefaultView.objects.filter(user=request.user, workspace=access.workspace).first()
     context: dict[str, Any] = {
         "access": access,
@@ -179,6 +224,12 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         "can_change_view": view is not None and view.can_change(request.user, access.role),
         "default_view_id": default.view_id if default else None,
         "compare": [r for r in params.get("compare", "").split(",") if r],
+        "experiments": Experiment.objects.filter(workspace=access.workspace)
+        .order_by("name")
+        .values_list("name", flat=True),
+        "members": [m.user.username for m in members],
+        "statuses": Run.Status.values,
+        "filtering": any(params.get(name) for name in RunListForm.FILTERS),
     }
     template = "studio/run_list.html"
     if request.htmx and not request.htmx.boosted:
@@ -214,6 +265,12 @@ class SaveViewForm(forms.Form):
     shared = forms.BooleanField(required=False)
 
 
+def _query_of(params: QueryDict) -> str:
+    """The search text with the filters folded in, as a saved view keeps it."""
+    form = RunListForm(params)
+    return form.filter_query() if form.is_valid() else params.get("q", "")
+
+
 def _view_for_change(request: HttpRequest, access: WorkspaceAccess, view_id: int) -> SavedView:
     view = SavedView.objects.visible_to(request.user, access.workspace).filter(pk=view_id).first()
     if view is None:
@@ -240,7 +297,7 @@ def view_save(request: HttpRequest, workspace: str) -> HttpResponse:
     if form.cleaned_data["shared"] and not access.can_write:
         raise PermissionDenied("sharing a view needs Contributor or Owner")
     view = SavedView(workspace=access.workspace, owner=request.user, **form.cleaned_data)
-    view.take_state(request.POST)
+    view.take_state(request.POST, query=_query_of(request.POST))
     try:
         with transaction.atomic():
             view.save()
@@ -267,7 +324,7 @@ def view_change(request: HttpRequest, workspace: str, view_id: int, action: str)
         return _to_view(access, view)
     view = _view_for_change(request, access, view_id)
     if action == "update":
-        view.take_state(request.POST)
+        view.take_state(request.POST, query=_query_of(request.POST))
         view.save()
     elif action == "rename":
         form = SaveViewForm(request.POST)

@@ -180,3 +180,43 @@ def test_a_description_is_rendered_as_markdown_and_made_safe(client: Any, worksp
     assert 'href="https://example.org"' in description and 'rel="noopener noreferrer nofollow"' in description
     assert f'src="/api/v1/runs/{run.run_id}/files/outputs/plot.png"' in description
     assert "<pre><code>print('hi')" in description
+
+
+@pytest.mark.parametrize(
+    ("filters", "shown", "hidden"),
+    [
+        ({"status": "Failed"}, ["bad one"], ["good one", "cifar run"]),
+        ({"experiment": "cifar"}, ["cifar run"], ["good one", "bad one"]),
+        ({"tag": "team=vision"}, ["good one"], ["cifar run", "bad one"]),
+        ({"tag": "team"}, ["good one", "cifar run"], ["bad one"]),
+        ({"metric": "loss", "metric_max": "1"}, ["good one"], ["bad one", "cifar run"]),
+        ({"metric": "loss", "metric_min": "1"}, ["bad one"], ["good one"]),
+        ({"user": "alice", "q": "cifar"}, ["cifar run"], ["good one"]),
+        ({"created_from": "2000-01-01", "created_to": "2000-12-31"}, [], ["good one", "bad one", "cifar run"]),
+    ],
+)
+def test_filters_narrow_the_table_as_the_query_language_does(client: Any, runs: dict[str, Run], alice: Any,
+                                                             filters: dict[str, str], shown: list[str],
+                                                             hidden: list[str]) -> None:  # fmt: skip
+    response = logged_in(client, alice).get("/w/default/runs/", filters)
+    for name in shown:
+        assertContains(response, name)
+    for name in hidden:
+        assertNotContains(response, name)
+
+
+def test_a_saved_view_keeps_the_filters(client: Any, runs: dict[str, Run], alice: Any) -> None:
+    from runs.models import SavedView
+
+    logged_in(client, alice).post("/w/default/views/", {"name": "Broken ones", "status": "Failed", "q": "one"})
+    view = SavedView.objects.get(name="Broken ones")
+    assert view.query == '(one) and status = "Failed"'
+    page = client.get(f"/w/default/runs/?view={view.pk}")
+    assertContains(page, "bad one")
+    assertNotContains(page, "good one")
+
+
+def test_a_bad_filter_value_is_refused(client: Any, runs: dict[str, Run], alice: Any) -> None:
+    response = logged_in(client, alice).get("/w/default/runs/", {"status": "Exploded", "created_from": "yesterday"})
+    assert response.status_code == 400
+    assertContains(response, "Select a valid choice", status_code=400)
