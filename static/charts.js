@@ -99,7 +99,15 @@
       title: spec.title || "",
       width: widthOf(el),
       height: heightOf(el),
-      scales: { x: { time: false } }, // steps, not timestamps
+      scales: {
+        x: {
+          time: false, // steps, not timestamps
+          // A scatter's outermost points would sit on the plot's edges: leave 5% either side.
+          ...(spec.kind === "scatter"
+            ? { range: (u, min, max) => { const pad = (max - min || Math.abs(max) || 1) * 0.05; return [min - pad, max + pad]; } }
+            : {}),
+        },
+      },
       axes: [{ label: xLabel }, {}],
       legend: { show: true }, // one entry per series, with the values under the cursor
       cursor: { drag: { x: true, y: false } }, // drag to zoom into steps, double-click to zoom out

@@ -75,3 +75,17 @@ def test_compare_explains_itself_without_runs_and_caps_the_count(client: Client,
     response = client.get("/w/default/compare/", {"runs": ",".join(many)})
     assertContains(response, "At most 20 runs")
     assertContains(response, "Compare 20 runs")
+
+
+def test_runs_picked_for_comparing_go_into_a_saved_view(client: Client, pair: list[Run], alice: Any) -> None:
+    from runs.models import SavedView
+
+    client.force_login(alice)
+    ids = ",".join(r.run_id for r in pair)
+    assertContains(client.get("/w/default/compare/", {"runs": ids}), f"?compare={ids}")
+    client.post("/w/default/views/", {"name": "Sweep pair", "compare": ids})
+    view = SavedView.objects.get(name="Sweep pair")
+    assert view.compare == [r.run_id for r in pair]
+    page = client.get(f"/w/default/runs/?view={view.pk}")
+    assertContains(page, "Compare the 2 runs of this view")
+    assertContains(page, f'name="runs" value="{pair[0].run_id}" aria-label="Compare lr 0.1" checked')
