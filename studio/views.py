@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +29,13 @@ from runs.api.errors import error_body, json_not_found
 from runs.models import (
     DefaultView,
     Experiment,
-    IllegalTransition,
-    InvalidValue,
     Membership,
     Metric,
     MetricPoint,
     Run,
     SavedView,
     Snapshot,
+    StudioError,
     Workspace,
 )
 from runs.query import QueryError, quote
@@ -474,6 +474,15 @@ TABS = ["overview", "metrics", "children", "outputs", "snapshot", "activity"]
 def run_detail(request: HtmxHttpRequest, workspace: str, run_id: str, tab: str = "overview") -> HttpResponse:
     """A run's page, one URL per tab; htmx asks for the tab alone."""
     access, run = _get_run(request, workspace, run_id)
+    context = _tab_context(request, access, run, tab)
+    template = "studio/run_detail.html"
+    if request.htmx and not request.htmx.boosted:
+        template += f"#tab-{tab}"
+    return render(request, template, context)
+
+
+def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: str) -> dict[str, Any]:
+    """What a tab of the run's page shows."""
     context: dict[str, Any] = {"access": access, "run": run, "tab": tab, "tabs": TABS, "duration": tables.duration(run)}
     if tab == "overview":
         context["children"] = run.children.order_by("number").only("run_id", "display_name", "status")
@@ -491,10 +500,7 @@ def run_detail(request: HtmxHttpRequest, workspace: str, run_id: str, tab: str =
         context["snapshot"] = Snapshot.objects.filter(run=run).first()
     elif tab == "activity":
         context["events"] = run.events.select_related("by")
-    template = "studio/run_detail.html"
-    if request.htmx and not request.htmx.boosted:
-        template += f"#tab-{tab}"
-    return render(request, template, context)
+    return context
 
 
 def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:
@@ -587,21 +593,15 @@ def run_update(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpRes
     """Display name or description (whichever the form sends), through the model's own checks."""
     access, run = _get_run(request, workspace, run_id, write=True)
     field = "display_name" if "display_name" in request.POST else "description"
-    try:
-        run.update_info(**{field: request.POST.get(field, "")})
-    except InvalidValue as error:
-        messages.error(request, error.message)
-        return _back_to_run(request, access, run, status=400)
-    return _back_to_run(request, access, run)
+    return _change_run(request, access, run, lambda: run.update_info(**{field: request.POST.get(field, "")}))
 
 
 @login_required
 @require_POST
 def run_description_preview(request: HttpRequest, workspace: str, run_id: str) -> HttpResponse:
     access, run = _get_run(request, workspace, run_id, write=True)
-    return render(
-        request, "studio/run_detail.html#description-preview", {"run": run, "text": request.POST.get("description", "")}
-    )
+    context = {"run": run, "text": request.POST.get("description", "")}
+    return render(request, "studio/run_detail.html#description-preview", context)
 
 
 @login_required
@@ -609,46 +609,37 @@ def run_description_preview(request: HttpRequest, workspace: str, run_id: str) -
 def run_tags(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
     """Add or change a tag (key, value), or remove one (remove=key)."""
     access, run = _get_run(request, workspace, run_id, write=True)
-    try:
-        if key := request.POST.get("remove"):
-            run.remove_tags([key])
-        else:
-            value = request.POST.get("value", "")
-            run.set_tags({request.POST.get("key", ""): value or None})
-    except InvalidValue as error:
-        messages.error(request, error.message)
-        return _back_to_run(request, access, run, status=400)
-    return _back_to_run(request, access, run)
+    if key := request.POST.get("remove"):
+        return _change_run(request, access, run, lambda: run.remove_tags([key]))
+    tag = {request.POST.get("key", ""): request.POST.get("value", "") or None}
+    return _change_run(request, access, run, lambda: run.set_tags(tag))
 
 
 @login_required
 @require_POST
 def run_cancel(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
     access, run = _get_run(request, workspace, run_id, write=True)
+    return _change_run(request, access, run, lambda: run.request_cancel(by=request.user))
+
+
+def _change_run(
+    request: HtmxHttpRequest, access: WorkspaceAccess, run: Run, change: Callable[[], object]
+) -> HttpResponse:
+    """Apply a change through the model; a refusal is shown to the user with its own status
+    (400 for a bad value, 409 for a run that has ended)."""
     try:
-        run.request_cancel(by=request.user)
-    except IllegalTransition as error:
+        change()
+    except StudioError as error:
         messages.error(request, error.message)
-        return _back_to_run(request, access, run, status=409)
+        return _back_to_run(request, access, run, status=error.status)
     return _back_to_run(request, access, run)
 
 
 def _back_to_run(request: HtmxHttpRequest, access: WorkspaceAccess, run: Run, *, status: int = 200) -> HttpResponse:
     """After a change: htmx gets the overview tab re-rendered; a plain form post is redirected."""
     if request.htmx:
-        run = (
-            Run.objects.select_related("experiment", "submitted_by", "parent")
-            .prefetch_related("tag_set", "property_set")
-            .get(pk=run.pk)
-        )
-        context = {
-            "access": access,
-            "run": run,
-            "tab": "overview",
-            "tabs": TABS,
-            "duration": tables.duration(run),
-            "children": run.children.order_by("number").only("run_id", "display_name", "status"),
-        }
+        _, run = _get_run(request, access.workspace.name, run.run_id)  # fresh, with tags and properties
+        context = _tab_context(request, access, run, "overview")
         return render(request, "studio/run_detail.html#tab-overview", context, status=status)
     return redirect("run_detail", workspace=access.workspace.name, run_id=run.run_id)
 
