@@ -42,12 +42,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import random
-import secrets
-import shlex
 import subprocess
 import sys
 import threading
@@ -60,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from common import ACCESS_LOG_FORMAT, TAG, command_line, percentile, read_access_log  # bench/common.py
 from requests.adapters import HTTPAdapter
 
 WARMUP_REQUESTS = 2
@@ -110,8 +108,6 @@ EXPERIMENT_PREFIX = "bench-exp"
 # pass ``--access-log FILE``. Every request the bench times carries ``X-Bench-Id: <tag>.<kind>``; gunicorn
 # logs it with the request's duration in the worker (%(D)s, microseconds: from reading the request to
 # having written the response).
-ACCESS_LOG_FORMAT = "%({x-bench-id}i)s %(s)s %(D)s"
-TAG = secrets.token_hex(3)  # this invocation's: in X-Bench-Id and the seeded run ids
 
 
 # --- configuration and HTTP ---------------------------------------------------------------------------
@@ -333,12 +329,6 @@ def seed(target: Target, args: argparse.Namespace) -> dict[str, Any]:
 # --- timing -------------------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def summarize(ms: Sequence[float]) -> dict[str, float]:
     return {"n": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95), "max": max(ms)}
 
@@ -431,19 +421,6 @@ def run_timings(target: Target, args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def read_access_log(path: Path) -> dict[str, list[float]]:
-    """This invocation's requests in a gunicorn access log written with ACCESS_LOG_FORMAT: kind -> ms."""
-    by_kind: dict[str, list[float]] = {}
-    time.sleep(0.5)  # let the workers' last lines land
-    with path.open(errors="replace") as log:
-        for line in log:
-            parts = line.split()
-            if len(parts) != 3 or not parts[0].startswith(f"{TAG}.") or not parts[2].isdigit():
-                continue
-            by_kind.setdefault(parts[0].removeprefix(f"{TAG}."), []).append(int(parts[2]) / 1000)
-    return by_kind
-
-
 # --- report ------------------------------------------------------------------------------------------------
 
 
@@ -516,15 +493,6 @@ def count_runs(target: Target, args: argparse.Namespace) -> int:
     session = session_for(target, 1)
     url = f"{target.api}/workspaces/{target.workspace}/runs/"
     return call(session, "GET", url, args.timeout, params={"page_size": 1}).json()["count"]
-
-
-def command_line() -> str:
-    executable = Path(sys.executable)
-    try:
-        shown = str(executable.relative_to(Path.cwd()))
-    except ValueError:
-        shown = str(executable)
-    return " ".join(shlex.quote(part) for part in [shown, *sys.argv])
 
 
 def project_version() -> str:

@@ -30,12 +30,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
 import platform
 import re
-import secrets
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -43,10 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from common import ACCESS_LOG_FORMAT, TAG, command_line, percentile, read_access_log  # bench/common.py
 
 SLOW_P95_MS = 150.0
-ACCESS_LOG_FORMAT = "%({x-bench-id}i)s %(s)s %(D)s"
-TAG = secrets.token_hex(3)  # this invocation's, in every X-Bench-Id
 COUNT_RE = re.compile(r'<span id="run-count">(\d+)</span>')
 
 
@@ -95,12 +91,6 @@ class Result:
     size: int = 0
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def login(base: str, username: str, password: str, timeout: float) -> requests.Session:
     """A session logged in through the login form, as a browser would."""
     session = requests.Session()
@@ -146,18 +136,6 @@ def time_case(session: requests.Session, url: str, case: Case, args: argparse.Na
     return result
 
 
-def read_access_log(path: Path) -> dict[str, list[float]]:
-    """This invocation's timed requests in the access log: case -> server ms."""
-    time.sleep(0.5)  # let the workers' last lines land
-    by_case: dict[str, list[float]] = {}
-    with path.open(errors="replace") as log:
-        for line in log:
-            parts = line.split()
-            if len(parts) == 3 and parts[0].startswith(f"{TAG}.") and parts[2].isdigit():
-                by_case.setdefault(parts[0].removeprefix(f"{TAG}."), []).append(int(parts[2]) / 1000)
-    return by_case
-
-
 def table(results: list[Result]) -> str:
     server = any(r.server_ms for r in results)
     lines = ["| Case | Request | Matches | KiB | p50 ms | p95 ms | max ms |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -178,15 +156,6 @@ def table(results: list[Result]) -> str:
             line += " | | |"
         lines.append(line)
     return "\n".join(lines)
-
-
-def command_line() -> str:
-    executable = Path(sys.executable)
-    try:
-        shown = str(executable.relative_to(Path.cwd()))
-    except ValueError:
-        shown = str(executable)
-    return " ".join(shlex.quote(part) for part in [shown, *sys.argv])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
