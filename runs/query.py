@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -474,7 +474,6 @@ SORT_FIELDS: dict[str, tuple[str, bool]] = {
 def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
     """Order by comma-separated keys (``-created``, ``metrics.loss.min``, ``tags.team``), with
     the primary key last so that pages are stable. Runs missing a metric or tag sort last."""
-    m = _models()
     ordering: list[Any] = []
     for index, raw in enumerate(key.strip() for key in sort.split(",") if key.strip()):
         descending, key = raw.startswith("-"), raw.lstrip("-")
@@ -485,15 +484,17 @@ def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
             column, nullable = SORT_FIELDS[key]
             expression = F(column)
         elif field is not None and field.key is not None:
+            # A LEFT JOIN on the run's one row for that key ((run, name) and (run, key) are unique),
+            # not a subquery per run: the database can hash-join the summaries once.
             alias = f"sort_{index}"
-            if field.name == "metrics":
-                source = m.Metric.objects.filter(run=OuterRef("pk"), name=field.key)
-                column = METRIC_AGGREGATES[field.aggregate or "last"]
-            else:
-                model = m.RunTag if field.name == "tags" else m.RunProperty
-                source, column = model.objects.filter(run=OuterRef("pk"), key=field.key), "value"
-            queryset = queryset.annotate(**{alias: Subquery(source.values(column)[:1])})
-            expression = F(alias)
+            relation, key_field, column = {
+                "metrics": ("metrics", "name", METRIC_AGGREGATES[field.aggregate or "last"]),
+                "tags": ("tag_set", "key", "value"),
+                "properties": ("property_set", "key", "value"),
+            }[field.name]
+            condition = Q(**{f"{relation}__{key_field}": field.key})
+            queryset = queryset.annotate(**{alias: FilteredRelation(relation, condition=condition)})
+            expression = F(f"{alias}__{column}")
         else:
             raise QueryError(
                 f"cannot sort by {key!r}; sort by {', '.join(SORT_FIELDS)}, metrics.<name>[.min|.max], "
