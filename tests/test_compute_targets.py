@@ -30,19 +30,25 @@ STUDIO = shutil.which("studio", path=os.path.dirname(sys.executable))
 
 @pytest.fixture
 def broker(settings: Any) -> str:
-    """An empty Redis database as the studio's broker."""
+    """A Redis database as the studio's broker. Not flushed: another test run on this machine may be
+    using it; each test process has a queue of its own (TARGET)."""
     try:
-        redis.Redis.from_url(BROKER).flushdb()
+        redis.Redis.from_url(BROKER).ping()
     except redis.ConnectionError as error:  # make test starts one: never skip silently
         raise AssertionError(f"no Redis at {BROKER} ({error}); run scripts/ensure-services.sh redis") from None
     settings.CELERY_BROKER_URL = BROKER
     return BROKER
 
 
+# The compute target's name, so its queue, is this process's: two runs of the suite on one machine
+# share Redis, and a worker of one must never take the other's runs.
+TARGET = f"gpu-{os.getpid()}"
+
+
 @pytest.fixture
 def target(ws: sdk.Workspace, broker: str) -> str:
-    ws._client.post(ws._path("compute/"), {"name": "gpu-cluster", "description": "the GPU boxes"})
-    return "gpu-cluster"
+    ws._client.post(ws._path("compute/"), {"name": TARGET, "description": "the GPU boxes"})
+    return TARGET
 
 
 @pytest.fixture
@@ -93,7 +99,7 @@ def test_a_worker_executes_runs_submitted_to_its_target(
     ws: sdk.Workspace, target: str, start_worker: Any, tmp_path: Path
 ) -> None:
     listed = ws._client.get(ws._path("compute/"))
-    assert [(t["name"], t["queue"]) for t in listed] == [("gpu-cluster", "studio.default.gpu-cluster")]
+    assert [(t["name"], t["queue"]) for t in listed] == [(TARGET, f"studio.default.{TARGET}")]
     start_worker(target)
     write(
         tmp_path,
@@ -102,7 +108,7 @@ def test_a_worker_executes_runs_submitted_to_its_target(
     )
     config = ScriptRunConfig(source_directory=str(tmp_path / "src"), script="train.py", compute_target=target)
     run = Experiment(ws, "cluster").submit(config)
-    assert run.get_details()["target"] == "gpu-cluster"
+    assert run.get_details()["target"] == TARGET
     details = run.wait_for_completion()
     assert details["status"] == "Completed"
     assert run.get_metrics() == {"acc": 0.9}
@@ -167,7 +173,7 @@ def test_compute_targets_are_checked(
 ) -> None:
     owner, reader = api_client(alice), api_client(bob)
     url = "/api/v1/workspaces/default/compute/"
-    again = owner.post(url, {"name": "gpu-cluster"}, format="json")
+    again = owner.post(url, {"name": target}, format="json")
     assert again.status_code == 409 and again.json()["error"]["target"] == "name"
     assert owner.post(url, {"name": "local"}, format="json").status_code == 400
     assert owner.post(url, {"name": "bad name"}, format="json").status_code == 400
