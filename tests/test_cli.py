@@ -154,7 +154,12 @@ def test_submit_script_waits_streams_and_downloads(
     assert paths == ["got/outputs/result.txt"] and (attached / "got/outputs/result.txt").read_text() == "42"
 
     explicit = studio(capsys, "run", "submit-script", "-e", "cli", "train.py", "--lr", "0.1")
-    assert explicit["arguments"] == ["--lr", "0.1"] and explicit["status"] in (
+    assert explicit["arguments"] == ["--lr", "0.1"]
+    # Its runner must be done before the test's database is emptied (a runner still writing
+    # deadlocks PostgreSQL's TRUNCATE at teardown).
+    assert sdk.Run.get(sdk.Workspace.from_config(), explicit["runId"]).wait_for_completion()[
+        "status"
+    ] == "Completed" and explicit["status"] in (
         "Queued",
         "Starting",
         "Preparing",
