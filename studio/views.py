@@ -16,8 +16,9 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import Count, QuerySet, Window
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,7 +39,7 @@ from runs.models import (
     StudioError,
     Workspace,
 )
-from runs.query import QueryError, quote
+from runs.query import QueryError, quote, sorts_by_computed_value
 from runs.series import downsample
 from studio import tables
 
@@ -195,8 +196,10 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         columns = form.cleaned_data["cols"]
         runs = runs.filter(parent__isnull=True)  # children are shown nested under their parents
         try:
-            runs = runs.search(form.filter_query()).sorted_by(form.cleaned_data["sort"])
-            page = Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(form.cleaned_data["page"])
+            query, sort = form.filter_query(), form.cleaned_data["sort"]
+            runs = runs.search(query).sorted_by(sort)
+            filtered, computed = bool(query.strip()), sorts_by_computed_value(sort)
+            page = _page_of(runs, columns, form.cleaned_data["page"], filtered=filtered, computed=computed)
         except QueryError as problem:
             error, status = str(problem), 400
     else:
@@ -235,6 +238,35 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     return render(request, template, context, status=status)
+
+
+def _page_of(
+    runs: QuerySet[Run], columns: list[tables.Column], number: int | None, *, filtered: bool, computed: bool
+) -> Page:
+    """A page of runs, for the table.
+
+    Sorted by a column (``computed`` false), Paginator's way is the cheap one: the page query
+    stops after 50 matches. Sorted by a tag, property or metric, the database reads every matching
+    run before the first page, so the page's runs are picked by a narrow query (primary keys only)
+    and then loaded by primary key, and when ``filtered`` that narrow query also counts the matches
+    (``COUNT(*) OVER ()``), so the filter is evaluated once instead of twice."""
+    if not computed:
+        return Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(number)
+    paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
+    number = number or 1
+    keys: list[int] = []
+    if filtered:
+        start = (number - 1) * RUNS_PER_PAGE
+        counted = runs.annotate(total_count=Window(Count("pk"))).values_list("pk", "total_count")
+        rows = list(counted[start : start + RUNS_PER_PAGE])
+        if rows:
+            paginator.count = rows[0][1]  # a cached_property: set, so Paginator runs no COUNT(*)
+            keys = [pk for pk, _ in rows]
+    if not keys:  # unfiltered, nothing matches, or past the last page: Paginator counts and picks
+        page = paginator.get_page(number)
+        number, keys = page.number, list(page.object_list)
+    loaded = tables.with_cells(Run.objects.filter(pk__in=keys), columns).in_bulk()
+    return Page([loaded[pk] for pk in keys], number, paginator)
 
 
 @login_required

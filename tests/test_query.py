@@ -576,9 +576,12 @@ def test_it_finds_runs(world: dict[str, Run], query: str, expected: set[str]) ->
     assert names(query) == expected
 
 
-def test_it_checks_each_tag_condition_in_its_own_exists(world: dict[str, Run]) -> None:
+def test_it_checks_each_tag_condition_in_its_own_subquery(world: dict[str, Run]) -> None:
     sql = str(Run.objects.search("tags.team = vision and tags.priority = high").query).upper()
-    assert sql.count("EXISTS") == 2
+    assert sql.count("IN (SELECT") == 2
+    negated = str(Run.objects.search("not tags.team = vision and tags.priority != high").query).upper()
+    assert negated.count("NOT (EXISTS(") == 2  # an anti-join on PostgreSQL, never NOT IN
+    assert " IN (SELECT" not in negated
 
 
 def test_it_searches_runs_without_a_submitter(workspace: Workspace, alice: User) -> None:
