@@ -255,6 +255,33 @@ def compute_create(args: argparse.Namespace) -> Any:
     return ws._client.post(ws._path("compute/"), {"name": args.name, "description": args.description or ""})
 
 
+def alert_list(args: argparse.Namespace) -> Any:
+    ws = _workspace(args)
+    return ws._client.get(ws._path("alerts/"))
+
+
+def alert_create(args: argparse.Namespace) -> Any:
+    """Create a rule; its answer carries the webhook's signing secret, shown this once."""
+    if not (args.email or args.member or args.webhook):
+        raise CommandError("say who hears about it: --email, --member or --webhook")
+    ws = _workspace(args)
+    body = {
+        "name": args.name or "",
+        "experiments": args.experiment_name or [],
+        "statuses": [s.strip() for s in args.status.split(",") if s.strip()],
+        "emails": [e.strip() for value in args.email or [] for e in value.split(",") if e.strip()],
+        "members": [m.strip() for value in args.member or [] for m in value.split(",") if m.strip()],
+        "webhookUrl": args.webhook or "",
+    }
+    return ws._client.post(ws._path("alerts/"), body)
+
+
+def alert_delete(args: argparse.Namespace) -> None:
+    ws = _workspace(args)
+    ws._client.delete(ws._path(f"alerts/{args.id}/"))
+    say(f"Deleted alert rule {args.id}.")
+
+
 def worker(args: argparse.Namespace) -> None:
     from runs import worker as celery_worker
 
@@ -277,7 +304,7 @@ def _common(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description=__doc__.split("\n\n")[0])
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{folder,run,experiment,compute,worker}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{folder,run,experiment,compute,alert,worker}")
 
     folder = groups.add_parser("folder", help="attach this folder to a workspace").add_subparsers(
         dest="command", required=True
@@ -359,6 +386,34 @@ def build_parser() -> argparse.ArgumentParser:
     compute_new.add_argument("name")
     compute_new.add_argument("--description")
     compute_new.set_defaults(handler=compute_create)
+
+    alert = groups.add_parser("alert", help="notifications on run status changes").add_subparsers(
+        dest="command", required=True
+    )
+    alert_ls = alert.add_parser("list", help="the workspace's alert rules (and your watches on single runs)")
+    _common(alert_ls)
+    alert_ls.set_defaults(handler=alert_list)
+    alert_new = alert.add_parser(
+        "create",
+        help="mail addresses or members, or call a webhook, when runs reach some statuses",
+        description="Prints the rule, and for a webhook its signing secret (shown this once).",
+    )
+    _common(alert_new)
+    alert_new.add_argument(
+        "-e", "--experiment-name", action="append", help="an experiment to watch (repeatable; default: all)"
+    )
+    alert_new.add_argument(
+        "--status", required=True, help="comma-separated new statuses, e.g. Failed,Canceled,Completed,NotResponding"
+    )
+    alert_new.add_argument("--email", action="append", help="an address to mail (repeatable, or comma-separated)")
+    alert_new.add_argument("--member", action="append", help="a member's username to mail (repeatable)")
+    alert_new.add_argument("--webhook", help="a URL to POST a signed JSON body to")
+    alert_new.add_argument("--name", help="a name for the rule")
+    alert_new.set_defaults(handler=alert_create)
+    alert_rm = alert.add_parser("delete", help="delete an alert rule")
+    _common(alert_rm, output=False)
+    alert_rm.add_argument("id", type=int)
+    alert_rm.set_defaults(handler=alert_delete)
 
     work = groups.add_parser("worker", help="run a worker for a compute target (needs CELERY_BROKER_URL)")
     _common(work, output=False)

@@ -11,7 +11,7 @@ import time
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -486,6 +486,12 @@ class Run(models.Model):
 
     # -- status --
 
+    def duration(self) -> timedelta | None:
+        """How long it has run: until it ended, or until now while it goes on."""
+        if self.started_at is None:
+            return None
+        return max(timedelta(0), (self.ended_at or timezone.now()) - self.started_at)
+
     def transition(
         self,
         to: str,
@@ -527,7 +533,11 @@ class Run(models.Model):
                 changes.update(error_code=error_code, error_message=error_message, error_details=error_details)
             with transaction.atomic():
                 if Run.objects.filter(only_if or Q(), pk=self.pk, status=current).update(**changes) == 1:
-                    RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
+                    event = RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
+                    if Delivery.write_for(event, self):  # the outbox: sent once this commits
+                        from runs import notify
+
+                        transaction.on_commit(notify.wake)
                     self.refresh_from_db(fields=_TRANSITION_FIELDS)
                     return True
             self.refresh_from_db(fields=["status"])  # somebody else changed it first, or only_if failed
@@ -1159,3 +1169,232 @@ class DefaultView(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="runs_defaultview_unique_user")]
+
+
+# --- Notifications ------------------------------------------------------------------------------------------
+
+
+class AlertRuleQuerySet(models.QuerySet):
+    def visible_to(self, user: Any, workspace: Workspace) -> AlertRuleQuerySet:
+        """A workspace's rules, and of the one-run watches only the user's own."""
+        return self.filter(workspace=workspace).filter(Q(run=None) | Q(created_by=user))
+
+
+class AlertRule(models.Model):
+    """Who hears about which status changes: a workspace's rule (some or all experiments, some new
+    statuses, members and addresses to mail and/or a webhook to call), or one user's watch on one run
+    ("tell me when it ends"). A status change that matches writes a ``Delivery`` per channel."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        WEBHOOK = "webhook"
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=100, blank=True)
+    experiments = models.ManyToManyField(Experiment, blank=True, related_name="+")  # none: every experiment
+    run = models.ForeignKey(Run, models.CASCADE, null=True, blank=True, related_name="watches")  # a watch
+    statuses = models.JSONField(default=list)  # the new statuses that fire the rule
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    emails = models.JSONField(default=list, blank=True)
+    webhook_url = models.URLField(max_length=500, blank=True)
+    # Kept in the clear because every delivery signs with it; shown once, when the rule is made.
+    webhook_secret = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AlertRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name or f"rule {self.pk}"
+
+    @property
+    def channels(self) -> list[str]:
+        return [self.Channel.EMAIL] * bool(self.emails or self.members.all()) + [self.Channel.WEBHOOK] * bool(
+            self.webhook_url
+        )
+
+    def can_delete(self, user: Any, role: str | None) -> bool:
+        """A watch belongs to its watcher; a workspace rule to its Contributors and Owners."""
+        if self.run_id is not None:
+            return self.created_by_id == user.pk or role == Membership.Role.OWNER
+        return role in Membership.WRITE_ROLES
+
+    @classmethod
+    @transaction.atomic
+    def create_rule(
+        cls,
+        workspace: Workspace,
+        *,
+        by: Any,
+        statuses: Iterable[str],
+        experiments: Iterable[str] = (),
+        members: Iterable[str] = (),
+        emails: Iterable[str] = (),
+        webhook_url: str = "",
+        name: str = "",
+    ) -> AlertRule:
+        """A workspace rule, checked field by field (``InvalidValue`` names the field). The caller
+        checks that ``by`` may write to the workspace."""
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError
+        from django.core.validators import URLValidator, validate_email
+
+        statuses = _status_list(statuses)
+        experiment_names = list(dict.fromkeys(experiments))
+        found = {e.name: e for e in workspace.experiments.filter(name__in=experiment_names)}
+        if missing := [n for n in experiment_names if n not in found]:
+            raise InvalidValue(f"no experiment {missing[0]!r} in workspace {workspace.name!r}", target="experiments")
+        usernames = list(dict.fromkeys(members))
+        users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames)}
+        for username in usernames:
+            user = users.get(username)
+            if user is None or workspace.role_of(user) is None:
+                raise InvalidValue(f"{username!r} is not a member of workspace {workspace.name!r}", target="members")
+            if not user.email:
+                raise InvalidValue(f"member {username!r} has no email address to send to", target="members")
+        addresses = list(dict.fromkeys(e.strip() for e in emails if e.strip()))
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise InvalidValue(f"{address!r} is not an email address", target="emails") from None
+        if webhook_url:
+            try:
+                URLValidator(schemes=["http", "https"])(webhook_url)
+            except ValidationError:
+                raise InvalidValue(f"{webhook_url!r} is not an http(s) URL", target="webhookUrl") from None
+            if len(webhook_url) > 500:
+                raise InvalidValue("the webhook URL is longer than 500 characters", target="webhookUrl")
+        if not (users or addresses or webhook_url):
+            raise InvalidValue("say who hears about it: members, email addresses or a webhook URL", target="emails")
+        rule = cls.objects.create(
+            workspace=workspace,
+            name=validate_label(name, "name", allow_empty=True, max_length=100),
+            statuses=statuses,
+            emails=addresses,
+            webhook_url=webhook_url,
+            webhook_secret=secrets.token_hex(32) if webhook_url else "",
+            created_by=by,
+        )
+        rule.experiments.set(found.values())
+        rule.members.set(users.values())
+        return rule
+
+    @classmethod
+    def watch(cls, run: Run, user: Any) -> AlertRule:
+        """Mail ``user`` when ``run`` ends (once per user and run)."""
+        if not user.email:
+            raise InvalidValue("your account has no email address to send to", target="email")
+        rule = cls.objects.filter(run=run, created_by=user).first()
+        if rule is None:
+            rule = cls.objects.create(
+                workspace_id=run.workspace_id,
+                run=run,
+                name=f"when {run.run_id} ends",
+                statuses=list(Run.TERMINAL),
+                created_by=user,
+            )
+            rule.members.add(user)
+        return rule
+
+
+def _status_list(statuses: Iterable[str]) -> list[str]:
+    chosen = list(dict.fromkeys(s.strip() for s in statuses if s.strip()))
+    if not chosen:
+        raise InvalidValue("name at least one status, e.g. Failed,Canceled", target="statuses")
+    for status in chosen:
+        if status not in Run.Status.values:
+            raise InvalidValue(
+                f"unknown status {status!r}; statuses are {', '.join(Run.Status.values)}", target="statuses"
+            )
+    return chosen
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def due(self, now: datetime) -> DeliveryQuerySet:
+        """Pending, time to try (again), and not being sent by anyone right now."""
+        return self.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now).filter(
+            Q(claimed_until=None) | Q(claimed_until__lt=now)
+        )
+
+
+class Delivery(models.Model):
+    """A message owed for one status event by one rule on one channel: the outbox. It is written in
+    the transaction that writes the event, so a change never goes unannounced and announcing never
+    blocks the change; ``runs.notify`` sends it, retrying with backoff until it gets through."""
+
+    class State(models.TextChoices):
+        PENDING = "Pending"
+        SENT = "Sent"
+        FAILED = "Failed"  # gave up (or nobody left to send to)
+
+    rule = models.ForeignKey(AlertRule, models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(RunStatusEvent, models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=AlertRule.Channel.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A sender's lease: while it lasts, no other sender takes the delivery.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "event", "channel"], name="runs_delivery_once"),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="runs_delivery_due", condition=Q(state="Pending")),
+        ]
+
+    @classmethod
+    def write_for(cls, event: RunStatusEvent, run: Run) -> int:
+        """The deliveries ``event`` owes, written in the caller's transaction; returns how many."""
+        rules = [
+            rule
+            for rule in AlertRule.objects.filter(workspace_id=run.workspace_id)
+            .filter(Q(run=None) | Q(run=run))
+            .prefetch_related("experiments", "members")
+            if event.to_status in rule.statuses
+            and (not rule.experiments.all() or any(e.pk == run.experiment_id for e in rule.experiments.all()))
+        ]
+        deliveries = [cls(rule=rule, event=event, channel=channel) for rule in rules for channel in rule.channels]
+        cls.objects.bulk_create(deliveries)
+        return len(deliveries)
+
+    def claim(self, lease_seconds: float) -> bool:
+        """Take the delivery for one attempt: a compare-and-swap, so two senders never both send it."""
+        now = timezone.now()
+        taken = (
+            Delivery.objects.due(now)
+            .filter(pk=self.pk)
+            .update(claimed_until=now + timedelta(seconds=lease_seconds), attempts=F("attempts") + 1)
+        )
+        if taken:
+            self.refresh_from_db(fields=["attempts", "claimed_until"])
+        return taken == 1
+
+    def succeeded(self) -> None:
+        now = timezone.now()
+        Delivery.objects.filter(pk=self.pk).update(
+            state=self.State.SENT, sent_at=now, claimed_until=None, last_error=""
+        )
+        self.state, self.sent_at, self.claimed_until, self.last_error = self.State.SENT, now, None, ""
+
+    def failed(self, error: str, *, retry_in: float | None) -> None:
+        """Note a failed attempt: try again in ``retry_in`` seconds, or give up (None)."""
+        changes: dict[str, Any] = {"claimed_until": None, "last_error": error[:2000]}
+        if retry_in is None:
+            changes["state"] = self.State.FAILED
+        else:
+            changes["next_attempt_at"] = timezone.now() + timedelta(seconds=retry_in)
+        Delivery.objects.filter(pk=self.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(self, field, value)

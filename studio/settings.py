@@ -190,6 +190,32 @@ SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_MB", "300") * 2**20
 # Compute targets: runs for them are sent to this broker (Redis), where `studio worker`s take them.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 
+# Notifications (runs/notify.py). Mail goes out by SMTP when EMAIL_HOST is set; otherwise it is
+# printed on the server's console, so `make run` shows it in its terminal.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = envint("EMAIL_PORT", "25")
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+    EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "False")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "run-studio@localhost")
+NOTIFY_INTERVAL = float(os.environ.get("NOTIFY_INTERVAL", "2"))  # how often each server process looks
+NOTIFY_RETRY_BASE = float(os.environ.get("NOTIFY_RETRY_BASE", "5"))  # first retry after; doubles each time
+NOTIFY_RETRY_MAX = float(os.environ.get("NOTIFY_RETRY_MAX", "600"))
+NOTIFY_GIVE_UP_AFTER = envint("NOTIFY_GIVE_UP_AFTER", str(3 * 24 * 3600))
+NOTIFY_LEASE = 120  # seconds a sender holds a delivery it is sending: more than SMTP's and HTTP's timeouts
+NOTIFY_WEBHOOK_TIMEOUT = 10
+# With a broker, `manage.py notifyworker` processes send (a Celery queue); set NOTIFY_VIA_CELERY=False to
+# keep sending inside the server processes even so.
+NOTIFY_VIA_CELERY = envbool("NOTIFY_VIA_CELERY", "True")
+NOTIFY_QUEUE = os.environ.get("NOTIFY_QUEUE", "studio.notifications")
+STUDIO_NOTIFY = envbool("STUDIO_NOTIFY", "True")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

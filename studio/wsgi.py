@@ -19,3 +19,8 @@ if settings.STUDIO_MONITOR:
     from runs import monitor  # noqa: E402
 
     monitor.start_in_background()
+
+if settings.STUDIO_NOTIFY:
+    from runs import notify  # noqa: E402
+
+    notify.start_in_background()

@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
-from runs.api.serializers import RunSerializer
+from runs.api.serializers import AlertRuleSerializer, DeliverySerializer, RunSerializer
 from runs.models import Membership, Run
 from runs.validation import METRIC_KINDS
 
@@ -47,6 +47,32 @@ _STRING_MAP = OpenApiTypes.OBJECT
 ComputeTargetCreate = inline_serializer(
     "ComputeTargetCreate",
     {"name": serializers.CharField(max_length=64), "description": serializers.CharField(required=False)},
+)
+AlertRuleCreate = inline_serializer(
+    "AlertRuleCreate",
+    {
+        "name": serializers.CharField(required=False, max_length=100),
+        "experiments": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="experiment names; none or empty: all"
+        ),
+        "statuses": serializers.ListField(
+            child=serializers.ChoiceField(Run.Status.choices), help_text="the new statuses that fire the rule"
+        ),
+        "members": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="usernames of members to mail"
+        ),
+        "emails": serializers.ListField(child=serializers.EmailField(), required=False),
+        "webhookUrl": serializers.URLField(required=False, help_text="POSTed a signed JSON body"),
+    },
+)
+AlertRuleCreated = inline_serializer(
+    "AlertRuleCreated",
+    {
+        "rule": AlertRuleSerializer(),
+        "webhookSecret": serializers.CharField(
+            help_text="shown this once: the key of the HMAC-SHA256 in X-Studio-Signature-256 (empty: no webhook)"
+        ),
+    },
 )
 WorkspaceCreate = inline_serializer("WorkspaceCreate", {"name": serializers.CharField(max_length=64)})
 MemberAdd = inline_serializer(
@@ -144,15 +170,22 @@ MetricValues = inline_serializer(
         "runs": serializers.DictField(required=False, help_text="with recursive=true: run id: {name: value}"),
     },
 )
-RunPage = inline_serializer(
-    "RunPage",
-    {
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": RunSerializer(many=True),
-    },
-)
+
+
+def _page(name: str, item: serializers.Serializer) -> Any:
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )
+
+
+RunPage = _page("RunPage", RunSerializer(many=True))
+DeliveryPage = _page("DeliveryPage", DeliverySerializer(many=True))
 
 RUN_LIST_PARAMETERS = [
     OpenApiParameter("q", str, description="the run query language, e.g. `status = Failed and tags.team = vision`"),

@@ -10,7 +10,9 @@ from rest_framework import serializers
 
 from runs import wire
 from runs.models import (
+    AlertRule,
     ComputeTarget,
+    Delivery,
     Experiment,
     Membership,
     Metric,
@@ -183,3 +185,36 @@ class MetricSummarySerializer(serializers.ModelSerializer):
 
     def get_max(self, metric: Metric) -> Any:
         return wire.encode(metric.max_number)
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    """A rule, or a watch on one run (``runId`` set). The webhook secret is never shown here: only
+    the answer to creating the rule carries it (``webhookSecret``)."""
+
+    experiments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    members = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    webhookUrl = serializers.CharField(source="webhook_url")
+    runId = serializers.CharField(source="run.run_id", default=None)
+    createdBy = serializers.CharField(source="created_by.username", default=None)
+    createdUtc = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = AlertRule
+        fields = ["id", "name", "experiments", "statuses", "members", "emails", "webhookUrl", "runId"]
+        fields += ["createdBy", "createdUtc"]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    rule = serializers.IntegerField(source="rule_id")
+    runId = serializers.CharField(source="event.run.run_id")
+    fromStatus = serializers.CharField(source="event.from_status")
+    toStatus = serializers.CharField(source="event.to_status")
+    createdUtc = serializers.DateTimeField(source="created_at")
+    nextAttemptUtc = serializers.DateTimeField(source="next_attempt_at")
+    sentUtc = serializers.DateTimeField(source="sent_at")
+    lastError = serializers.CharField(source="last_error")
+
+    class Meta:
+        model = Delivery
+        fields = ["id", "rule", "channel", "runId", "fromStatus", "toStatus", "state", "attempts"]
+        fields += ["createdUtc", "nextAttemptUtc", "sentUtc", "lastError"]

@@ -24,7 +24,9 @@ from rest_framework.response import Response
 from runs import wire
 from runs.api import schema
 from runs.api.serializers import (
+    AlertRuleSerializer,
     ComputeTargetSerializer,
+    DeliverySerializer,
     ExperimentSerializer,
     MembershipSerializer,
     MetricSummarySerializer,
@@ -36,8 +38,10 @@ from runs.api.serializers import (
     WorkspaceSerializer,
 )
 from runs.models import (
+    AlertRule,
     ComputeTarget,
     Conflict,
+    Delivery,
     Experiment,
     InvalidValue,
     Membership,
@@ -585,3 +589,106 @@ def _int_param(request: Request, name: str, *, default: int | None = None) -> in
 def run_events(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id)
     return Response(RunStatusEventSerializer(run.events.select_related("by"), many=True).data)
+
+
+# --- notifications ------------------------------------------------------------------------------------------
+
+
+def _string_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key) or []
+    if isinstance(value, str):  # "Failed,Canceled" reads naturally too
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidValue(f"{key} must be a list of strings", target=key)
+    return value
+
+
+def _get_rule(request: Request, workspace: Workspace, rule_id: int) -> AlertRule:
+    rule = AlertRule.objects.visible_to(request.user, workspace).filter(pk=rule_id).first()
+    if rule is None:
+        raise NotFound(f"no alert rule {rule_id} in workspace {workspace.name!r}")
+    return rule
+
+
+_RULE_RELATED = ("experiments", "members")
+
+
+@extend_schema(methods=["GET"], responses=AlertRuleSerializer(many=True), summary="Alert rules")
+@extend_schema(
+    methods=["POST"],
+    request=schema.AlertRuleCreate,
+    responses={201: schema.AlertRuleCreated, **schema.errors(400, 403, 404)},
+    summary="Create an alert rule",
+)
+@api_view(["GET", "POST"])
+def alert_list(request: Request, workspace: str) -> Response:
+    """The workspace's alert rules, and your own watches on single runs. Creating a rule needs the
+    Contributor or Owner role; the answer carries the webhook's signing secret, this once."""
+    ws = _get_workspace(request, workspace, write=request.method == "POST")
+    if request.method == "POST":
+        body = _body(request)
+        webhook_url = body.get("webhookUrl") or ""
+        if not isinstance(webhook_url, str):
+            raise InvalidValue("webhookUrl must be a string", target="webhookUrl")
+        rule = AlertRule.create_rule(
+            ws,
+            by=request.user,
+            name=body.get("name") or "",
+            statuses=_string_list(body, "statuses"),
+            experiments=_string_list(body, "experiments"),
+            members=_string_list(body, "members"),
+            emails=_string_list(body, "emails"),
+            webhook_url=webhook_url,
+        )
+        return Response(
+            {"rule": AlertRuleSerializer(rule).data, "webhookSecret": rule.webhook_secret},
+            status=status.HTTP_201_CREATED,
+        )
+    rules = AlertRule.objects.visible_to(request.user, ws).select_related("run", "created_by")
+    return Response(AlertRuleSerializer(rules.prefetch_related(*_RULE_RELATED), many=True).data)
+
+
+@extend_schema(methods=["GET"], responses={200: AlertRuleSerializer, **schema.errors(404)})
+@extend_schema(methods=["DELETE"], responses={204: None, **schema.errors(403, 404)})
+@api_view(["GET", "DELETE"])
+def alert_detail(request: Request, workspace: str, rule_id: int) -> Response:
+    ws = _get_workspace(request, workspace)
+    rule = _get_rule(request, ws, rule_id)
+    if request.method == "DELETE":
+        if not rule.can_delete(request.user, ws.role_of(request.user)):
+            raise PermissionDenied("deleting an alert rule needs the Contributor or Owner role")
+        rule.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    return Response(AlertRuleSerializer(rule).data)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("rule", int, description="only this rule's deliveries"),
+        OpenApiParameter("page", int),
+    ],
+    responses={200: schema.DeliveryPage, **schema.errors(400, 404)},
+)
+@api_view(["GET"])
+def delivery_list(request: Request, workspace: str) -> Response:
+    """What the rules you can see sent, are sending and failed to send, newest first."""
+    ws = _get_workspace(request, workspace)
+    deliveries = Delivery.objects.filter(rule__in=AlertRule.objects.visible_to(request.user, ws))
+    if "rule" in request.query_params:
+        deliveries = deliveries.filter(rule=_get_rule(request, ws, _int_param(request, "rule")))
+    paginator = RunPagination()
+    page = paginator.paginate_queryset(deliveries.select_related("event__run"), request)
+    return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+
+@extend_schema(methods=["POST"], request=None, responses={201: AlertRuleSerializer, **schema.errors(400, 404)})
+@extend_schema(methods=["DELETE"], responses={204: None, **schema.errors(404)})
+@api_view(["POST", "DELETE"])
+def run_watch(request: Request, run_id: str) -> Response:
+    """Be mailed when this run ends (Completed, Failed or Canceled); any member may ask, for
+    themselves. DELETE stops watching."""
+    run = _get_run(request, run_id)
+    if request.method == "DELETE":
+        AlertRule.objects.filter(run=run, created_by=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    return Response(AlertRuleSerializer(AlertRule.watch(run, request.user)).data, status=status.HTTP_201_CREATED)

@@ -112,6 +112,9 @@ class Client:
     def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return _json_or_none(self.request("PATCH", path, json=json, **kwargs))
 
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return _json_or_none(self.request("DELETE", path, **kwargs))
+
     def download(self, path: str, target: Path) -> Path:
         """Stream a response body to ``target``. It is written beside the target and renamed, so an
         interrupted download leaves no half file behind."""
