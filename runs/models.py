@@ -315,11 +315,13 @@ class Experiment(models.Model):
                 for run, spec in zip(runs, specs, strict=True)
                 for key, value in (spec.properties or {}).items()
             )
-            RunStatusEvent.objects.bulk_create(
+            events = RunStatusEvent.objects.bulk_create(
                 RunStatusEvent(run=run, from_status=Run.Status.NOT_STARTED, to_status=run.status, at=now, by=by)
                 for run in runs
                 if run.status != Run.Status.NOT_STARTED  # a submitted script run: its first change is Queued
             )
+            if events and Delivery.write_for(events, self.pk, self.workspace_id):
+                transaction.on_commit(_wake_sender)
         return runs
 
     def _check_targets(self, targets: set[str]) -> None:
@@ -534,10 +536,8 @@ class Run(models.Model):
             with transaction.atomic():
                 if Run.objects.filter(only_if or Q(), pk=self.pk, status=current).update(**changes) == 1:
                     event = RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
-                    if Delivery.write_for(event, self):  # the outbox: sent once this commits
-                        from runs import notify
-
-                        transaction.on_commit(notify.wake)
+                    if Delivery.write_for([event], self.experiment_id, self.workspace_id):
+                        transaction.on_commit(_wake_sender)  # the outbox: sent once this commits
                     self.refresh_from_db(fields=_TRANSITION_FIELDS)
                     return True
             self.refresh_from_db(fields=["status"])  # somebody else changed it first, or only_if failed
@@ -1171,6 +1171,12 @@ class DefaultView(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="runs_defaultview_unique_user")]
 
 
+def _wake_sender() -> None:
+    from runs import notify  # it imports these models
+
+    notify.wake()
+
+
 # --- Notifications ------------------------------------------------------------------------------------------
 
 
@@ -1196,6 +1202,8 @@ class AlertRule(models.Model):
     statuses = models.JSONField(default=list)  # the new statuses that fire the rule
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     emails = models.JSONField(default=list, blank=True)
+    # Whether it mails anyone (members or addresses): kept, so matching a status change needs no join.
+    mails = models.BooleanField(default=False)
     webhook_url = models.URLField(max_length=500, blank=True)
     # Kept in the clear because every delivery signs with it; shown once, when the rule is made.
     webhook_secret = models.CharField(max_length=64, blank=True)
@@ -1212,9 +1220,7 @@ class AlertRule(models.Model):
 
     @property
     def channels(self) -> list[str]:
-        return [self.Channel.EMAIL] * bool(self.emails or self.members.all()) + [self.Channel.WEBHOOK] * bool(
-            self.webhook_url
-        )
+        return [self.Channel.EMAIL] * self.mails + [self.Channel.WEBHOOK] * bool(self.webhook_url)
 
     def can_delete(self, user: Any, role: str | None) -> bool:
         """A watch belongs to its watcher; a workspace rule to its Contributors and Owners."""
@@ -1275,6 +1281,7 @@ class AlertRule(models.Model):
             name=validate_label(name, "name", allow_empty=True, max_length=100),
             statuses=statuses,
             emails=addresses,
+            mails=bool(users or addresses),
             webhook_url=webhook_url,
             webhook_secret=secrets.token_hex(32) if webhook_url else "",
             created_by=by,
@@ -1295,6 +1302,7 @@ class AlertRule(models.Model):
                 run=run,
                 name=f"when {run.run_id} ends",
                 statuses=list(Run.TERMINAL),
+                mails=True,
                 created_by=user,
             )
             rule.members.add(user)
@@ -1355,17 +1363,25 @@ class Delivery(models.Model):
         ]
 
     @classmethod
-    def write_for(cls, event: RunStatusEvent, run: Run) -> int:
-        """The deliveries ``event`` owes, written in the caller's transaction; returns how many."""
-        rules = [
-            rule
-            for rule in AlertRule.objects.filter(workspace_id=run.workspace_id)
-            .filter(Q(run=None) | Q(run=run))
-            .prefetch_related("experiments", "members")
-            if event.to_status in rule.statuses
-            and (not rule.experiments.all() or any(e.pk == run.experiment_id for e in rule.experiments.all()))
+    def write_for(cls, events: list[RunStatusEvent], experiment_id: int, workspace_id: int) -> int:
+        """The deliveries ``events`` (of runs of one experiment) owe, written in the caller's
+        transaction; returns how many."""
+        # One query per status change (or batch of new runs): the rules of the workspace for all
+        # experiments or this one, and watches on these runs. Statuses are a JSON list, matched here
+        # (SQLite cannot look inside JSON lists); a workspace has few rules.
+        rules = list(
+            AlertRule.objects.filter(workspace_id=workspace_id)
+            .filter(Q(run=None) | Q(run__in=[event.run_id for event in events]))
+            .filter(Q(experiments=None) | Q(experiments=experiment_id))
+            .only("run_id", "statuses", "mails", "webhook_url")
+        )
+        deliveries = [
+            cls(rule=rule, event=event, channel=channel)
+            for event in events
+            for rule in rules
+            if event.to_status in rule.statuses and rule.run_id in (None, event.run_id)
+            for channel in rule.channels
         ]
-        deliveries = [cls(rule=rule, event=event, channel=channel) for rule in rules for channel in rule.channels]
         cls.objects.bulk_create(deliveries)
         return len(deliveries)
 

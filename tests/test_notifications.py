@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from django.db import transaction
 
 from runs import notify
-from runs.models import AlertRule, Delivery, Experiment, Run, RunStatusEvent, Workspace
+from runs.models import AlertRule, Delivery, Experiment, Run, RunSpec, RunStatusEvent, Workspace
 from tests.conftest import make_run
 from tests.test_script_runs import wait_until
 
@@ -152,6 +152,16 @@ def test_a_matching_status_change_writes_its_delivery_with_the_event(workspace: 
     (delivery,) = Delivery.objects.all()
     assert (delivery.rule, delivery.channel, delivery.state) == (rule, "email", "Pending")
     assert (delivery.event.from_status, delivery.event.to_status) == ("Running", "Failed")
+
+
+def test_runs_starting_owe_their_first_change_too(workspace: Workspace, alice: Any) -> None:
+    """A new run's first event (NotStarted -> Running) is written by create_runs, not transition."""
+    exp, _ = Experiment.ensure(workspace, "train")
+    rule = rule_for(workspace, alice, experiments=["train"], statuses=["Running"], webhook_url="http://127.0.0.1:9/")
+    runs = exp.create_runs([RunSpec(), RunSpec()], by=alice)
+    make_run(workspace, alice, "other")  # another experiment: nothing
+    deliveries = Delivery.objects.order_by("event__run_id")
+    assert [(d.rule, d.channel, d.event.run) for d in deliveries] == [(rule, "webhook", run) for run in runs]
 
 
 def test_a_rolled_back_status_change_owes_nothing(workspace: Workspace, alice: Any) -> None:
