@@ -30,7 +30,7 @@ run: install
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)
 	@sed 's#http://127.0.0.1:8000#http://$(HOST):$(PORT)#' docs/welcome.txt
-	exec $(BIN)/gunicorn studio.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - --log-level warning
+	STUDIO_BASE_URL=$${STUDIO_BASE_URL:-http://$(HOST):$(PORT)} exec $(BIN)/gunicorn studio.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - --log-level warning
 
 lint: install-dev
 	$(BIN)/ruff check .
