@@ -415,3 +415,11 @@ def test_with_a_broker_a_celery_worker_sends(workspace: Workspace, alice: Any, m
         wait_until(lambda: mailbox.messages, timeout=30, what="the worker to send the mail")  # ...the worker does
     assert Delivery.objects.get().state == "Sent"
     assert len(mailbox.messages) == 1
+
+
+def test_notifyworker_needs_a_broker(settings: Any) -> None:
+    from django.core.management import CommandError, call_command
+
+    settings.CELERY_BROKER_URL = ""
+    with pytest.raises(CommandError, match="CELERY_BROKER_URL"):
+        call_command("notifyworker")
