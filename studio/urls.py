@@ -14,6 +14,7 @@ urlpatterns = [
     path("w/<str:workspace>/experiments/<str:experiment>/", views.run_list, name="experiment_runs"),
     path("w/<str:workspace>/runs/", views.run_list, name="run_list"),
     path("w/<str:workspace>/compare/", views.run_compare, name="run_compare"),
+    path("w/<str:workspace>/statuses/", views.run_statuses, name="run_statuses"),
     path("w/<str:workspace>/views/", views.view_save, name="view_save"),
     path(
         "w/<str:workspace>/views/<int:view_id>/<str:action>/",

@@ -21,9 +21,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet, Window
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found, server_error
+from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from runs.api.errors import error_body, json_not_found
@@ -221,6 +223,9 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         "column_keys": ",".join(c.key for c in columns),
         "rows": rows,
         "page": page,
+        # The table polls for the badges of its live runs (if it shows their badges).
+        "live_runs": [run.run_id for run, _, _ in rows if not run.is_ended] if _shows_status(columns) else [],
+        "poll_seconds": LIST_POLL_SECONDS,
         "error": error,
         "views": views,
         "view": view,
@@ -238,6 +243,15 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     return render(request, template, context, status=status)
+
+
+# How often the runs table asks for the badges of its runs that are still alive (one request for
+# the whole table).
+LIST_POLL_SECONDS = 5
+
+
+def _shows_status(columns: list[tables.Column]) -> bool:
+    return any(column.key == "status" for column in columns)
 
 
 def _page_of(
@@ -288,6 +302,9 @@ def run_child_rows(request: HtmxHttpRequest, workspace: str, run_id: str) -> Htt
         "depth": min(int(depth) if depth.isdigit() else 0, 5) + 1,  # indentation only
         "column_keys": ",".join(c.key for c in columns),
         "compare": [],
+        # Live children's badges join the table's poll (which this restarts, had it stopped).
+        "live_runs": [child.run_id for child in children if not child.is_ended] if _shows_status(columns) else [],
+        "poll_seconds": LIST_POLL_SECONDS,
     }
     return render(request, "studio/run_list.html#child-rows", context)
 
@@ -617,6 +634,29 @@ def run_status_badge(request: HtmxHttpRequest, workspace: str, run_id: str) -> H
     poller once the run has ended)."""
     access, run = _get_run(request, workspace, run_id)
     return render(request, "studio/run_detail.html#run-status", {"access": access, "run": run})
+
+
+@login_required
+@require_GET
+def run_statuses(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
+    """The status badges of the runs named in ``runs`` (the runs table's live ones), as out-of-band
+    swaps: one poll for the whole table, not one per row. Once none of them is alive, 286 tells
+    htmx to stop polling (the final badges still arrive with it)."""
+    access = _get_workspace(request, workspace)
+    wanted = list(dict.fromkeys(r for value in request.GET.getlist("runs") for r in value.split(",") if r))
+    runs = list(
+        Run.objects.visible_to(request.user)
+        .filter(workspace=access.workspace, run_id__in=wanted[:STATUS_POLL_MAX_RUNS])
+        .only("pk", "run_id", "status")
+    )
+    content = render_to_string("studio/run_list.html#status-badges", {"access": access, "runs": runs}, request)
+    if all(run.is_ended for run in runs):
+        return HttpResponseStopPolling(content)
+    return HttpResponse(content)
+
+
+# The runs table shows 50 runs a page, and their expanded children; nobody's page asks for more.
+STATUS_POLL_MAX_RUNS = 500
 
 
 @login_required
