@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from studio import views
+from studio import notification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -34,6 +34,14 @@ urlpatterns = [
     path("w/<str:workspace>/runs/<str:run_id>/preview/", views.run_description_preview, name="run_preview"),
     path("w/<str:workspace>/runs/<str:run_id>/tags/", views.run_tags, name="run_tags"),
     path("w/<str:workspace>/runs/<str:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("w/<str:workspace>/runs/<str:run_id>/watch/", notification_views.run_watch, name="run_watch"),
+    path("w/<str:workspace>/notifications/", notification_views.notification_list, name="notification_list"),
+    path("w/<str:workspace>/notifications/rules/", notification_views.rule_create, name="rule_create"),
+    path(
+        "w/<str:workspace>/notifications/rules/<int:rule_id>/delete/",
+        notification_views.rule_delete,
+        name="rule_delete",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("runs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
