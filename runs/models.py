@@ -1225,7 +1225,7 @@ class AlertRule(models.Model):
     def can_delete(self, user: Any, role: str | None) -> bool:
         """A watch belongs to its watcher; a workspace rule to its Contributors and Owners."""
         if self.run_id is not None:
-            return self.created_by_id == user.pk or role == Membership.Role.OWNER
+            return self.created_by_id == user.pk
         return role in Membership.WRITE_ROLES
 
     @classmethod
@@ -1293,6 +1293,8 @@ class AlertRule(models.Model):
     @classmethod
     def watch(cls, run: Run, user: Any) -> AlertRule:
         """Mail ``user`` when ``run`` ends (once per user and run)."""
+        if run.is_ended:
+            raise RunEnded(f"run {run.run_id} has already ended ({run.status})", target="run")
         if not user.email:
             raise InvalidValue("your account has no email address to send to", target="email")
         rule = cls.objects.filter(run=run, created_by=user).first()

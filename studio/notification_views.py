@@ -24,7 +24,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs.models import AlertRule, Delivery, InvalidValue, Run, Workspace
+from runs.models import AlertRule, Delivery, InvalidValue, Run, StudioError, Workspace
 from studio.views import HtmxHttpRequest, WorkspaceAccess, _get_run, _get_workspace
 
 DELIVERIES_PER_PAGE = 25
@@ -197,7 +197,7 @@ def run_watch(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResp
         else:
             try:
                 AlertRule.watch(run, request.user)
-            except InvalidValue as refusal:  # no email address on the account
+            except StudioError as refusal:  # no email address on the account, or the run just ended
                 error = refusal.message
         if not request.htmx:
             if error:

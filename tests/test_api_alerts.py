@@ -202,6 +202,15 @@ def test_watching_needs_an_email_address(bob_api: APIClient, bob: User, mnist: R
     assert not AlertRule.objects.exists()
 
 
+def test_an_ended_run_cannot_be_watched(bob_api: APIClient, mnist: Run) -> None:
+    mnist.transition(Run.Status.COMPLETED)
+    response = bob_api.post(watch_url(mnist))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "RunEnded"
+    assert "already ended" in response.json()["error"]["message"]
+    assert not AlertRule.objects.exists()
+
+
 def test_strangers_cannot_watch(charlie_api: APIClient, mnist: Run) -> None:
     assert charlie_api.post(watch_url(mnist)).status_code == 404
     assert APIClient().post(watch_url(mnist)).status_code == 401
