@@ -194,21 +194,35 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     error, status = "", 200
     columns = tables.parse_columns("")
     page = None
+    flat = False
+    hidden_children = 0
     if form.is_valid():
         columns = form.cleaned_data["cols"]
-        runs = runs.filter(parent__isnull=True)  # children are shown nested under their parents
         try:
             query, sort = form.filter_query(), form.cleaned_data["sort"]
-            runs = runs.search(query).sorted_by(sort)
             filtered, computed = bool(query.strip()), sorts_by_computed_value(sort)
-            page = _page_of(runs, columns, form.cleaned_data["page"], filtered=filtered, computed=computed)
+            # Searching with child runs included lists every matching run at any depth, flat, each
+            # child marked with its parent; otherwise children are nested under their parents.
+            flat = filtered and form.cleaned_data["children"]
+            listed = runs if flat else runs.filter(parent__isnull=True)
+            page = _page_of(
+                listed.search(query).sorted_by(sort),
+                columns,
+                form.cleaned_data["page"],
+                filtered=filtered,
+                computed=computed,
+            )
+            if filtered and not flat and page.paginator.count == 0:
+                # Only when nothing is shown: one count, so that a search whose matches are all
+                # child runs does not look like one that matches nothing.
+                hidden_children = runs.filter(parent__isnull=False).search(query).count()
         except QueryError as problem:
             error, status = str(problem), 400
     else:
         error, status = "; ".join(e for errors in form.errors.values() for e in errors), 400
     rows = [(run, [(column, tables.cell(run, column)) for column in columns]) for run in page] if page else []
     child_counts: dict[int, int] = {}
-    if rows and form.is_valid() and form.cleaned_data["children"]:
+    if rows and form.is_valid() and form.cleaned_data["children"] and not flat:
         child_counts = Run.objects.child_counts(run for run, _ in rows)
     rows = [(run, cells, child_counts.get(run.pk, 0)) for run, cells in rows]
     views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
@@ -223,6 +237,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         "column_keys": ",".join(c.key for c in columns),
         "rows": rows,
         "page": page,
+        "flat": flat,
+        "hidden_children": hidden_children,
         # The table polls for the badges of its live runs (if it shows their badges).
         "live_runs": [run.run_id for run, _, _ in rows if not run.is_ended] if _shows_status(columns) else [],
         "poll_seconds": LIST_POLL_SECONDS,
