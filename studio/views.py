@@ -180,7 +180,7 @@ def _resolve_view(request: HttpRequest, access: WorkspaceAccess) -> tuple[SavedV
 def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = None) -> HttpResponse:
     """All runs of a workspace (or of one experiment): search and filters in the query language,
     sort by any column (metrics included), chosen columns, pages, saved views. htmx asks for the
-    table only."""
+    table only (or, with ``column_choices``, for the column picker's options)."""
     access = _get_workspace(request, workspace)
     scoped_to = None
     runs = Run.objects.filter(workspace=access.workspace)
@@ -189,6 +189,18 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         if scoped_to is None:
             raise Http404(f"no experiment {experiment!r}")
         runs = runs.filter(experiment=scoped_to)
+    if "add" in request.GET:
+        return _column_added(request)
+    choices = None
+    # The picker's choices: its <select> asks for them when opened; without JavaScript, the page
+    # comes with them. (A table asked for by htmx from such a page does not need them.)
+    if request.GET.get("column_choices") and (not request.htmx or request.htmx.target == "column-choices"):
+        # Visibility is checked again here, not only through the workspace: these are other
+        # runs' keys, and a key must never leak out of the workspaces the user belongs to.
+        visible = Run.objects.visible_to(request.user).filter(workspace=access.workspace)
+        choices = tables.column_choices(visible.filter(experiment=scoped_to) if scoped_to else visible)
+        if request.htmx:
+            return render(request, "studio/run_list.html#column-options", {"choices": choices})
     view, params = _resolve_view(request, access)
     form = RunListForm(params)
     error, status = "", 200
@@ -235,6 +247,10 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         "state": {name: params.get(name, "") for name in STATE_PARAMS},
         "columns": columns,
         "column_keys": ",".join(c.key for c in columns),
+        "column_edits": tables.column_edits(columns),
+        "shown_keys": [c.key for c in columns],
+        "choices": choices or [tables.plain_choices()],
+        "choices_loaded": choices is not None,
         "rows": rows,
         "page": page,
         "flat": flat,
@@ -268,6 +284,21 @@ LIST_POLL_SECONDS = 5
 
 def _shows_status(columns: list[tables.Column]) -> bool:
     return any(column.key == "status" for column in columns)
+
+
+def _column_added(request: HttpRequest) -> HttpResponse:
+    """The picker's "Add column" form sends the table's state and ``add``: redirect to the state's
+    own URL with the column appended to ``cols``, so that the URL stays the whole state (and
+    shareable). Empty parameters are left out; htmx follows the redirect and pushes its URL."""
+    params = request.GET.copy()
+    added = [key.strip() for key in params.pop("add") if key.strip()]
+    shown = [key.strip() for key in params.get("cols", "").split(",") if key.strip()] or tables.DEFAULT_COLUMNS
+    params["cols"] = ",".join(dict.fromkeys([*shown, *added]))
+    query = QueryDict(mutable=True)
+    for key, values in params.lists():
+        if any(values):
+            query.setlist(key, values)
+    return redirect(f"{request.path}?{query.urlencode(safe=',')}")
 
 
 def _page_of(

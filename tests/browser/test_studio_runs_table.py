@@ -3,6 +3,7 @@ badges that update themselves, and the column picker."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -35,3 +36,48 @@ def test_a_running_badge_turns_completed_by_itself(
     asked = len(polls)
     page.wait_for_timeout(2500)
     assert len(polls) == asked  # the answer was 286: polling stopped
+
+
+def test_columns_are_added_reordered_and_removed_in_the_picker(
+    login_as: Any, live_server: Any, workspace: Any, alice: Any
+) -> None:
+    for name, losses in (("resnet", [0.9, 0.2, 0.4]), ("vit", [0.8, 0.5])):
+        run = make_run(workspace, alice, "vision", display_name=name, tags={"team": "vision"})
+        run.log_metrics([{"name": "loss", "value": v} for v in losses])
+    page = login_as(alice)
+    page.goto(live_server.url + "/w/default/runs/?cols=name,status")
+    headers = page.locator("#runs-table thead th")
+    picker = page.locator("#column-list li")
+    expect(headers).to_have_text(["Compare", "Display name", "Status"])
+
+    # Add a metric column: its choices load when the picker is opened.
+    page.get_by_text("Columns", exact=True).click()
+    expect(page.locator("#column-choices option[value='metrics.loss.min']")).to_have_count(1)
+    expect(page.locator("#column-choices option[value='status']")).to_be_disabled()  # already shown
+    page.get_by_label("Column to add").select_option("metrics.loss.min")
+    page.get_by_role("button", name="Add column").click()
+    expect(headers).to_have_text(["Compare", "Display name", "Status", "loss.min"])
+    expect(page.locator("#runs-table tr:has-text('resnet') .col-metricslossmin")).to_have_text("0.2")
+    expect(page).to_have_url(re.compile(r"\?cols=name,status,metrics\.loss\.min$"))
+    expect(picker).to_have_count(3)
+
+    # Drag it to the front.
+    picker.filter(has_text="loss.min").drag_to(picker.filter(has_text="Display name"), target_position={"x": 3, "y": 5})
+    expect(headers).to_have_text(["Compare", "loss.min", "Display name", "Status"])
+    expect(page).to_have_url(re.compile(r"cols=metrics\.loss\.min%2Cname%2Cstatus"))
+
+    # Move one with the arrows, then remove one.
+    page.get_by_label("Move Status left").click()
+    expect(headers).to_have_text(["Compare", "loss.min", "Status", "Display name"])
+    page.get_by_label("Remove Display name").click()
+    expect(headers).to_have_text(["Compare", "loss.min", "Status"])
+    expect(page).to_have_url(re.compile(r"cols=metrics\.loss\.min%2Cstatus(&|$)"))
+
+    # Searching keeps the columns (the state form learned them), and so does a reload.
+    page.locator("#search").fill("resnet")
+    expect(page.locator("#runs-table tbody tr")).to_have_count(1)
+    expect(headers).to_have_text(["Compare", "loss.min", "Status"])
+    assert "cols=metrics.loss.min%2Cstatus" in page.url and "q=resnet" in page.url
+    page.reload()
+    expect(headers).to_have_text(["Compare", "loss.min", "Status"])
+    expect(picker).to_have_text([re.compile("^loss.min"), re.compile("^Status")])
