@@ -591,7 +591,8 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         context["child_runs"] = [(child, tables.duration(child)) for child in children]
         context["child_counts"] = sorted(Counter(child.status for child in children).items())
     elif tab == "outputs":
-        context.update(_outputs_context(run, request.GET.get("file", "")))
+        before = request.GET.get("before", "")
+        context.update(_outputs_context(run, request.GET.get("file", ""), int(before) if before.isdigit() else None))
     elif tab == "snapshot":
         context["snapshot"] = Snapshot.objects.filter(run=run).first()
     elif tab == "activity":
@@ -619,7 +620,10 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _outputs_context(run: Run, path: str) -> dict[str, Any]:
+def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str, Any]:
+    """The outputs tab: the file list, and the chosen file. A log is shown from its end (its last
+    LOG_VIEW_BYTES), with "Show earlier output" for the part before and a live tail after it while
+    the run is active; ``before`` (no JavaScript) shows the part that ends there instead."""
     files = [(f.path, f.size, "file") for f in run.files.all()] + [
         (log.path, log.size, "log") for log in run.logs.all()
     ]
@@ -629,12 +633,17 @@ def _outputs_context(run: Run, path: str) -> dict[str, Any]:
     if kind is None and path.startswith("logs/") and not run.is_ended:
         kind = "log"  # an active run's log may not have its first byte yet: follow it from 0
     if kind == "log":
-        data, offset = run.read_log(path, 0, limit=LOG_VIEW_BYTES)
+        size = next((s for p, s, k in files if p == path and k == "log"), 0)
+        end = size if before is None else min(before, size)
+        data, start = _read_log_before(run, path, end)
         context.update(
             viewer="log",
             text=data.decode(errors="replace"),
-            offset=offset,
-            more=not run.is_ended or len(data) == LOG_VIEW_BYTES,
+            start=start,
+            offset=end,
+            size=size,
+            more=end == size and not run.is_ended,  # a live tail, from the end on
+            window=end < size,  # an earlier part, opened without JavaScript
         )
     elif kind == "file" and path.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")):
         context["viewer"] = "image"
@@ -648,29 +657,50 @@ def _outputs_context(run: Run, path: str) -> dict[str, Any]:
     return context
 
 
+# A log is shown this much at a time: its end first, then as much again per "Show earlier output".
 LOG_VIEW_BYTES = 1024 * 1024
+
+
+def _read_log_before(run: Run, path: str, end: int) -> tuple[bytes, int]:
+    """Up to LOG_VIEW_BYTES of a log, ending at byte ``end``, and where they start: at the start of
+    a line where there is one, so that no line (nor UTF-8 character) is shown cut in two. Read
+    through the log's chunks (``Run.read_log``), never the whole log."""
+    start = max(0, end - LOG_VIEW_BYTES)
+    data, _ = run.read_log(path, start, limit=end - start) if end > start else (b"", start)
+    newline = data.find(b"\n")
+    if start > 0 and 0 <= newline < len(data) - 1:
+        data, start = data[newline + 1 :], start + newline + 1
+    return data, start
+
+
+class LogReadForm(forms.Form):
+    """What a piece of a log is asked for with: new output ``after`` a byte offset (the live
+    tail), or the output ``before`` one ("Show earlier output")."""
+
+    path = forms.CharField(max_length=1024)
+    after = forms.IntegerField(required=False, min_value=0)
+    before = forms.IntegerField(required=False, min_value=0)
 
 
 @login_required
 @require_GET
 def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
-    """New log output after byte ``after``, then the poller for the next part (in the template)
-    while there may be more: once the run has ended and all is read, no poller, so polling stops."""
+    """With ``after``: new log output after that byte, then the poller for the next part (in the
+    template) while there may be more; once the run has ended and all is read, no poller, so
+    polling stops. With ``before``: the part of the log before that byte, under the control that
+    loads the part before it."""
     access, run = _get_run(request, workspace, run_id)
-    path = request.GET.get("path", "")
-    try:
-        after = max(0, int(request.GET.get("after", "0")))
-    except ValueError:
-        return HttpResponseBadRequest("after must be a byte offset")
-    data, offset = run.read_log(path, after, limit=LOG_VIEW_BYTES)
-    context = {
-        "access": access,
-        "run": run,
-        "text": data.decode(errors="replace"),
-        "selected": path,
-        "offset": offset,
-        "more": not (run.is_ended and not data),
-    }
+    form = LogReadForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    path, before = form.cleaned_data["path"], form.cleaned_data["before"]
+    context: dict[str, Any] = {"access": access, "run": run, "selected": path}
+    if before is not None:
+        data, start = _read_log_before(run, path, before)
+        context.update(text=data.decode(errors="replace"), start=start)
+        return render(request, "studio/run_detail.html#log-earlier-part", context)
+    data, offset = run.read_log(path, form.cleaned_data["after"] or 0, limit=LOG_VIEW_BYTES)
+    context.update(text=data.decode(errors="replace"), offset=offset, more=not (run.is_ended and not data))
     return render(request, "studio/run_detail.html#log-tail", context)
 
 
