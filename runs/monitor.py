@@ -19,10 +19,10 @@ import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
+from runs.background import Repeating
 from runs.models import Run
 
 log = logging.getLogger("runs.monitor")
@@ -51,40 +51,19 @@ def sweep(now: datetime | None = None) -> int:
     return changed
 
 
-_thread: threading.Thread | None = None
-_stop = threading.Event()
-_lock = threading.Lock()
+def _sweep_and_say() -> None:
+    if changed := sweep():
+        log.info("monitor: %d runs changed status", changed)
 
 
-def _loop(interval: float) -> None:
-    while not _stop.is_set():
-        try:
-            if changed := sweep():
-                log.info("monitor: %d runs changed status", changed)
-        except Exception:  # keep watching; the next sweep may work (the database was restarting, say)
-            log.exception("monitor: sweep failed")
-        finally:
-            close_old_connections()
-        _stop.wait(interval)
+_monitor = Repeating("studio-run-monitor", _sweep_and_say, log)
 
 
 def start_in_background(interval: float | None = None) -> threading.Thread:
     """Start the sweeping thread of this process, once."""
-    global _thread
-    with _lock:
-        if _thread is None or not _thread.is_alive():
-            seconds = interval if interval is not None else settings.RUNS_MONITOR_INTERVAL
-            _stop.clear()
-            _thread = threading.Thread(target=_loop, args=(seconds,), name="studio-run-monitor", daemon=True)
-            _thread.start()
-        return _thread
+    return _monitor.start(interval if interval is not None else settings.RUNS_MONITOR_INTERVAL)
 
 
 def stop() -> None:
     """Stop the sweeping thread and wait for it (tests start and stop it)."""
-    global _thread
-    with _lock:
-        _stop.set()
-        if _thread is not None:
-            _thread.join()
-            _thread = None
+    _monitor.stop()

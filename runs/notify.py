@@ -36,6 +36,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from runs.background import Repeating
 from runs.models import Delivery, Run
 
 if TYPE_CHECKING:
@@ -220,46 +221,18 @@ def look_once() -> int:
     return deliver_due()
 
 
-_thread: threading.Thread | None = None
-_stop = threading.Event()
-_wake = threading.Event()
-_lock = threading.Lock()
+_sender = Repeating("studio-notify", look_once, log)
 
 
 def wake() -> None:
     """Something is owed (called when a status change commits): look now rather than at the next tick."""
-    _wake.set()
-
-
-def _loop(interval: float) -> None:
-    while not _stop.is_set():
-        _wake.clear()
-        try:
-            look_once()
-        except Exception:  # the database or broker was away; look again next time
-            log.exception("notify: sending failed")
-        finally:
-            close_old_connections()
-        _wake.wait(interval)
+    _sender.wake()
 
 
 def start_in_background(interval: float | None = None) -> threading.Thread:
     """Start this process's sender thread, once."""
-    global _thread
-    with _lock:
-        if _thread is None or not _thread.is_alive():
-            _stop.clear()
-            seconds = interval if interval is not None else settings.NOTIFY_INTERVAL
-            _thread = threading.Thread(target=_loop, args=(seconds,), name="studio-notify", daemon=True)
-            _thread.start()
-        return _thread
+    return _sender.start(interval if interval is not None else settings.NOTIFY_INTERVAL)
 
 
 def stop() -> None:
-    global _thread
-    with _lock:
-        _stop.set()
-        _wake.set()
-        if _thread is not None:
-            _thread.join()
-            _thread = None
+    _sender.stop()
