@@ -232,11 +232,12 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
             error, status = str(problem), 400
     else:
         error, status = "; ".join(e for errors in form.errors.values() for e in errors), 400
-    rows = [(run, [(column, tables.cell(run, column)) for column in columns]) for run in page] if page else []
+    shown = list(page) if page else []
     child_counts: dict[int, int] = {}
-    if rows and form.is_valid() and form.cleaned_data["children"] and not flat:
-        child_counts = Run.objects.child_counts(run for run, _ in rows)
-    rows = [(run, cells, child_counts.get(run.pk, 0)) for run, cells in rows]
+    if shown and form.is_valid() and form.cleaned_data["children"] and not flat:
+        child_counts = Run.objects.child_counts(shown)
+    compare = [r for r in params.get("compare", "").split(",") if r]
+    drawn = tables.Rows(access.workspace.name, columns, compare=frozenset(compare), flat=flat)
     views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
     members = Membership.objects.filter(workspace=access.workspace).select_related("user").order_by("user__username")
     default = DefaultView.objects.filter(user=request.user, workspace=access.workspace).first()
@@ -251,19 +252,19 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         "shown_keys": [c.key for c in columns],
         "choices": choices or [tables.plain_choices()],
         "choices_loaded": choices is not None,
-        "rows": rows,
+        "rows": [drawn.html(run, child_counts.get(run.pk, 0)) for run in shown],
         "page": page,
         "flat": flat,
         "hidden_children": hidden_children,
         # The table polls for the badges of its live runs (if it shows their badges).
-        "live_runs": [run.run_id for run, _, _ in rows if not run.is_ended] if _shows_status(columns) else [],
+        "live_runs": [run.run_id for run in shown if not run.is_ended] if _shows_status(columns) else [],
         "poll_seconds": LIST_POLL_SECONDS,
         "error": error,
         "views": views,
         "view": view,
         "can_change_view": view is not None and view.can_change(request.user, access.role),
         "default_view_id": default.view_id if default else None,
-        "compare": [r for r in params.get("compare", "").split(",") if r],
+        "compare": compare,
         "experiments": Experiment.objects.filter(workspace=access.workspace)
         .order_by("name")
         .values_list("name", flat=True),
@@ -341,14 +342,11 @@ def run_child_rows(request: HtmxHttpRequest, workspace: str, run_id: str) -> Htt
         return HttpResponseBadRequest(str(error))
     children = list(tables.with_cells(Run.objects.filter(parent=parent), columns).order_by("number"))
     counts = Run.objects.child_counts(children)
-    rows = [(child, [(c, tables.cell(child, c)) for c in columns], counts.get(child.pk, 0)) for child in children]
     depth = request.GET.get("depth", "0")
+    drawn = tables.Rows(access.workspace.name, columns, depth=min(int(depth) if depth.isdigit() else 0, 5) + 1)
     context = {
         "access": access,
-        "rows": rows,
-        "depth": min(int(depth) if depth.isdigit() else 0, 5) + 1,  # indentation only
-        "column_keys": ",".join(c.key for c in columns),
-        "compare": [],
+        "rows": [drawn.html(child, counts.get(child.pk, 0)) for child in children],
         # Live children's badges join the table's poll (which this restarts, had it stopped).
         "live_runs": [child.run_id for child in children if not child.is_ended] if _shows_status(columns) else [],
         "poll_seconds": LIST_POLL_SECONDS,

@@ -220,3 +220,23 @@ def test_a_bad_filter_value_is_refused(client: Any, runs: dict[str, Run], alice:
     response = logged_in(client, alice).get("/w/default/runs/", {"status": "Exploded", "created_from": "yesterday"})
     assert response.status_code == 400
     assertContains(response, "Select a valid choice", status_code=400)
+
+
+def test_the_runs_tables_cells_are_escaped(client: Any, workspace: Any, alice: Any) -> None:
+    # The table's rows are drawn in Python (studio/tables.py), so this is format_html's work, not the template's.
+    make_run(
+        workspace,
+        alice,
+        "mnist",
+        display_name="<b>bold</b>",
+        description="<script>alert(1)</script>",
+        tags={"<i>k</i>": '"quoted" & <v>'},
+    )
+    cols = "name,description,tags,tags.<i>k</i>"
+    body = logged_in(client, alice).get("/w/default/runs/", {"cols": cols}).content.decode()
+    assert "<b>bold</b>" not in body and "<script>alert" not in body and "<i>k</i>" not in body
+    assert 'aria-label="Compare &lt;b&gt;bold&lt;/b&gt;"' in body
+    assert ">&lt;b&gt;bold&lt;/b&gt;</a>" in body
+    assert '<td class="col-description">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in body
+    assert '<span class="chip">&lt;i&gt;k&lt;/i&gt;: &quot;quoted&quot; &amp; &lt;v&gt;</span>' in body
+    assert '<td class="col-tagsiki">&quot;quoted&quot; &amp; &lt;v&gt;</td>' in body

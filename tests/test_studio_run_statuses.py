@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertNotContains
@@ -111,3 +112,11 @@ def test_live_child_rows_join_the_poll(client: Client, runs: dict[str, Run], ali
     child.transition(Run.Status.COMPLETED)
     rows = client.get(f"/w/default/runs/{parent.run_id}/child-rows/", {"cols": "name,status"})
     assertNotContains(rows, "badge-poll")
+
+
+def test_the_tables_badges_are_the_run_status_partial(client: Client, runs: dict[str, Run], alice: Any) -> None:
+    # The table draws its cells in Python (studio/tables.py); its badge must stay the partial's.
+    page = as_user(client, alice).get("/w/default/runs/").content.decode()
+    for run in runs.values():
+        badge = render_to_string("studio/run_detail.html#run-status", {"run": run, "in_table": True})
+        assert badge in page
