@@ -287,6 +287,7 @@ class Experiment(models.Model):
                     parent=parent,
                     display_name=spec.display_name,
                     description=spec.description,
+                    search_text=search_text_of(run_id, spec.display_name, spec.description, spec.tags or {}),
                     status=spec.status,
                     type=spec.type,
                     target=spec.target,
@@ -442,6 +443,10 @@ class Run(models.Model):
     parent = models.ForeignKey("self", models.CASCADE, null=True, blank=True, related_name="children")
     display_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     description = models.TextField(blank=True)  # Markdown
+    # What free-text search reads (runs/query.py): the run's id, display name, description and tags,
+    # case-folded, in one column, so a search is one LIKE per run instead of one per field plus a
+    # subquery on the tags. Kept current by create_runs, update_info, set_tags and remove_tags.
+    search_text = models.TextField(blank=True, default="", editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NOT_STARTED)
     type = models.CharField(max_length=16, choices=Type.choices, default=Type.INTERACTIVE)
     target = models.CharField(max_length=NAME_MAX_LENGTH, default="local")
@@ -467,6 +472,8 @@ class Run(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="runs_run_workspace_created"),
+            # Counting a workspace's top-level runs (the All runs page) reads only this index.
+            models.Index(fields=["workspace", "parent", "-created_at"], name="runs_run_ws_parent_created"),
             models.Index(
                 fields=["status", "last_heartbeat_at"],
                 name="runs_run_active",
@@ -648,25 +655,39 @@ class Run(models.Model):
         if description is not None:
             changes["description"] = validate_text(description, "description", max_length=DESCRIPTION_MAX_LENGTH)
         if changes:
-            Run.objects.filter(pk=self.pk).update(**changes)
+            with transaction.atomic():
+                Run.objects.filter(pk=self.pk).update(**changes)
+                self._refresh_search_text()
             for name, value in changes.items():
                 setattr(self, name, value)
 
     def set_tags(self, tags: Mapping[str, str | None]) -> None:
         """Add or overwrite tags; tags are mutable, unlike properties."""
         _validate_tags(tags)
-        RunTag.objects.bulk_create(
-            [RunTag(run=self, key=k, value=v, value_hash=_value_hash(v)) for k, v in tags.items()],
-            update_conflicts=True,
-            unique_fields=["run", "key"],
-            update_fields=["value", "value_hash"],
-        )
+        with transaction.atomic():
+            RunTag.objects.bulk_create(
+                [RunTag(run=self, key=k, value=v, value_hash=_value_hash(v)) for k, v in tags.items()],
+                update_conflicts=True,
+                unique_fields=["run", "key"],
+                update_fields=["value", "value_hash"],
+            )
+            self._refresh_search_text()
 
     def remove_tags(self, keys: Iterable[str]) -> None:
         keys = list(keys)
         for key in keys:
             validate_label(key, "tag key")
-        self.tag_set.filter(key__in=keys).delete()
+        with transaction.atomic():
+            self.tag_set.filter(key__in=keys).delete()
+            self._refresh_search_text()
+
+    def _refresh_search_text(self) -> None:
+        """Recompute ``search_text`` from the stored fields and tags, inside the caller's
+        transaction. The tags are read after locking the run's row, so of two requests changing
+        its tags at once, the second waits and then sees the first's tags."""
+        fields = Run.objects.select_for_update().values_list("run_id", "display_name", "description").get(pk=self.pk)
+        tags = dict(RunTag.objects.filter(run_id=self.pk).values_list("key", "value"))
+        Run.objects.filter(pk=self.pk).update(search_text=search_text_of(*fields, tags))
 
     def add_properties(self, properties: Mapping[str, str]) -> None:
         """Add write-once properties: a key already set to another value is refused, and nothing
@@ -822,6 +843,30 @@ _TRANSITION_FIELDS = (
     "error_message",
     "error_details",
 )
+
+
+# Between the parts of Run.search_text, so that a search cannot match across two of them. The
+# searched fields refuse control characters (runs/validation.py), so a word holding it matches none.
+SEARCH_SEPARATOR = "\x1f"
+
+
+def search_fold(text: str) -> str:
+    """Free text and Run.search_text are compared in this form. Python folds case for every
+    alphabet, unlike SQLite's LIKE (ASCII only); upper-casing first makes it group letters as
+    PostgreSQL's UPPER() does (``icontains``), e.g. dotless ı with I, ſ with S, a final ς with Σ,
+    so a word finds at least what ``icontains`` found on either database."""
+    return text.upper().casefold()
+
+
+def search_text_of(run_id: str, display_name: str, description: str, tags: Mapping[str, str | None]) -> str:
+    """Run.search_text: the run's own words that free text matches (the status, the experiment's
+    name and the submitter's are looked up in place, so renaming them needs nothing here)."""
+    parts = [run_id, display_name, description]
+    for key, value in tags.items():
+        parts.append(key)
+        if value is not None:
+            parts.append(value)
+    return search_fold(SEARCH_SEPARATOR.join(parts))
 
 
 def _value_hash(value: str | None) -> str:

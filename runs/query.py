@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -334,17 +335,20 @@ def _models() -> Any:
 
 
 def _text_q(word: str) -> Q:
+    """Free text: a case-insensitive substring of the run's id, display name, description, a tag
+    key or value (all in ``Run.search_text``, one column, so one LIKE per run), its status, its
+    experiment's name or its submitter's username. The status is one of a few fixed values, matched
+    here; the experiment and the submitter are found in their own (small) tables."""
     m = _models()
-    tag_match = m.RunTag.objects.filter(run=OuterRef("pk")).filter(Q(key__icontains=word) | Q(value__icontains=word))
-    return (
-        Q(display_name__icontains=word)
-        | Q(run_id__icontains=word)
-        | Q(status__icontains=word)
-        | Q(description__icontains=word)
-        | Q(experiment__name__icontains=word)
-        | Q(submitted_by__username__icontains=word)
-        | Q(Exists(tag_match))
-    )
+    folded = m.search_fold(word)
+    # The searched fields hold no control characters, so a word with the separator matches none.
+    own = Q(pk__in=[]) if m.SEARCH_SEPARATOR in folded else Q(search_text__contains=folded)
+    statuses = [status for status in m.Run.Status.values if folded in m.search_fold(status)]
+    if statuses:
+        own |= Q(status__in=statuses)
+    experiments = m.Experiment.objects.filter(name__icontains=word).values("pk")
+    users = get_user_model().objects.filter(username__icontains=word).values("pk")
+    return own | Q(experiment__in=experiments) | Q(submitted_by__in=users)
 
 
 def _keyed_q(field: Field, condition: Q, negated: bool) -> Q:

@@ -1,0 +1,114 @@
+"""Run.search_text, the one column free text searches: it stays current through every path that
+changes a run's id, display name, description or tags, and it finds what ``icontains`` found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from runs import sdk
+from runs.models import Run, Workspace, search_text_of
+from tests.conftest import make_run
+
+
+def assert_current(run_id: str) -> Run:
+    """The stored text is the one the run's fields and tags give now."""
+    run = Run.objects.get(run_id=run_id)
+    tags = dict(run.tag_set.values_list("key", "value"))
+    assert run.search_text == search_text_of(run.run_id, run.display_name, run.description, tags)
+    return run
+
+
+def found(word: str) -> set[str]:
+    return set(Run.objects.search(word).values_list("run_id", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sdk_paths_keep_it_current(ws: sdk.Workspace) -> None:
+    run = sdk.Experiment(ws, "sdk").start_logging(
+        display_name="Baseline", description="First *try*", tags={"team": "Vision", "flag": None}
+    )
+    assert_current(run.id)
+    assert found("vision") == found("baseline") == found("FIRST") == found("flag") == {run.id}
+
+    run.display_name = "Distilled"
+    run.description = "second try"
+    run.tag("quality", "Great")
+    run.set_tags({"team": "audio"})
+    run.remove_tags(["flag"])
+    assert_current(run.id)
+    assert found("distilled") == found("second") == found("great") == found("audio") == {run.id}
+    assert found("baseline") == found("vision") == found("flag") == set()
+
+    children = run.create_children(tag_key="lr", tag_values=["0.1", "0.01"])
+    (named,) = run.create_children(count=1)
+    child = run.child_run(name="Student")
+    for each in [*children, named, child]:
+        assert_current(each.id)
+    assert found("0.01") == {children[1].id}
+    assert found("batch_index") == {named.id}
+    assert found("student") == {child.id}
+
+
+@pytest.mark.django_db
+def test_api_paths_keep_it_current(alice_api: Any) -> None:
+    made = alice_api.post(
+        "/api/v1/workspaces/default/experiments/api/runs/",
+        {"displayName": "Baseline", "description": "notes", "tags": {"team": "vision"}},
+        format="json",
+    )
+    run_id = made.json()["runId"]
+    assert_current(run_id)
+    assert found("vision") == {run_id}
+
+    alice_api.patch(f"/api/v1/runs/{run_id}/", {"displayName": "Renamed", "description": "News"}, format="json")
+    alice_api.patch(f"/api/v1/runs/{run_id}/tags/", {"set": {"owner": "Dora"}, "remove": ["team"]}, format="json")
+    assert_current(run_id)
+    assert found("renamed") == found("news") == found("dora") == {run_id}
+    assert found("baseline") == found("vision") == set()
+
+    children = alice_api.post(
+        f"/api/v1/runs/{run_id}/children/", {"runs": [{"displayName": "kid", "tags": {"seed": "7"}}]}, format="json"
+    ).json()
+    assert_current(children[0]["runId"])
+    assert found("kid") == {children[0]["runId"]}
+
+
+@pytest.mark.django_db
+def test_studio_paths_keep_it_current(client: Client, workspace: Workspace, alice: Any) -> None:
+    run = make_run(workspace, alice, display_name="baseline", tags={"team": "vision"})
+    client.force_login(alice)
+    base = f"/w/default/runs/{run.run_id}/"
+    client.post(base + "update/", {"display_name": "Improved"})
+    client.post(base + "update/", {"description": "Findings"})
+    client.post(base + "tags/", {"key": "Owner", "value": "Dora"})
+    client.post(base + "tags/", {"remove": "team"})
+    assert_current(run.run_id)
+    assert found("improved") == found("findings") == found("owner") == found("dora") == {run.run_id}
+    assert found("vision") == set()
+
+
+# Names and words where Python's lower() and the databases' case folding disagree: SQLite's LIKE
+# folds ASCII only; PostgreSQL's UPPER() maps dotless ı to I and ſ to S; lower() writes a final ς.
+NAMES = ["ΟΔΟΣ", "Ärger", "DISTILLATION", "ıi", "ſtar", "Straße", "Kelvin K", "µm"]
+WORDS = ["Σ", "σ", "ς", "οδος", "ÄRGER", "ärger", "Ä", "distill", "I", "ı", "i", "S", "STAR", "ß", "SS", "k", "μ", "M"]
+
+
+@pytest.mark.django_db
+def test_a_word_finds_at_least_what_icontains_found(workspace: Workspace, alice: Any) -> None:
+    for name in NAMES:
+        make_run(workspace, alice, display_name=name)
+    for word in WORDS:
+        before = set(Run.objects.filter(display_name__icontains=word).values_list("run_id", flat=True))
+        assert before <= found(word), word
+    assert {Run.objects.get(run_id=run_id).display_name for run_id in found("ärger")} == {"Ärger"}
+    assert {Run.objects.get(run_id=run_id).display_name for run_id in found("Σ")} == {"ΟΔΟΣ"}
+
+
+@pytest.mark.django_db
+def test_a_word_cannot_match_across_two_fields(workspace: Workspace, alice: Any) -> None:
+    run = make_run(workspace, alice, display_name="alpha", description="beta")
+    assert found("alpha") == found("beta") == {run.run_id}
+    assert found("alphabeta") == found('"alpha\x1fbeta"') == set()
