@@ -24,3 +24,7 @@ if settings.STUDIO_NOTIFY:
     from runs import notify  # noqa: E402
 
     notify.start_in_background()
+
+from runs import statistics  # noqa: E402
+
+statistics.start_in_background()  # SQLite only
