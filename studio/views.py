@@ -307,17 +307,20 @@ def _page_of(
 ) -> Page:
     """A page of runs, for the table.
 
-    Sorted by a column (``computed`` false), Paginator's way is the cheap one: the page query
-    stops after 50 matches. Sorted by a tag, property or metric, the database reads every matching
-    run before the first page, so the page's runs are picked by a narrow query (primary keys only)
-    and then loaded by primary key, and when ``filtered`` that narrow query also counts the matches
-    (``COUNT(*) OVER ()``), so the filter is evaluated once instead of twice."""
-    if not computed:
+    Unfiltered and sorted by a column (``computed`` false), Paginator's way is the cheap one: the
+    page query walks an index and stops after 50 runs. Otherwise the page's runs are picked by a
+    narrow query (primary keys only) and then loaded by primary key, because the database may have
+    to sort every match before the first page, and small rows sort fast. (A tag filter at 100,000
+    runs on SQLite sorted its 16,576 matches as whole rows: 114 ms for the page query.) Sorted by a
+    tag, property or metric and ``filtered``, that narrow query also counts the matches
+    (``COUNT(*) OVER ()``), so the filter is evaluated once instead of twice; sorted by a column, a
+    separate count is cheaper, as the page query can still stop early on an index."""
+    if not computed and not filtered:
         return Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(number)
     paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
     number = number or 1
     keys: list[int] = []
-    if filtered:
+    if filtered and computed:
         start = (number - 1) * RUNS_PER_PAGE
         counted = runs.annotate(total_count=Window(Count("pk"))).values_list("pk", "total_count")
         rows = list(counted[start : start + RUNS_PER_PAGE])
