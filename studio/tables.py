@@ -231,9 +231,11 @@ def _metric_key(name: str, aggregate: str) -> str:
 
 
 def with_cells(queryset: QuerySet[Run], columns: list[Column]) -> QuerySet[Run]:
-    """The listing query plus the metric summaries the columns need (one more query)."""
+    """What the table's cells read, in a constant number of queries: a run's experiment, submitter
+    and parent, its tags and properties, and the metric summaries the columns need (not its logs and
+    files, which the API's listing (``for_listing``) also brings)."""
     names = {c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics"}
-    runs = queryset.for_listing()
+    runs = queryset.select_related("experiment", "submitted_by", "parent").prefetch_related("tag_set", "property_set")
     if names:
         runs = runs.prefetch_related(
             Prefetch("metrics", queryset=Metric.objects.filter(name__in=names), to_attr="shown_metrics")
