@@ -223,5 +223,6 @@ def test_create_children_is_one_request(ws: sdk.Workspace, live_server) -> None:
     session = parent._client.session
     session.hooks["response"].append(lambda r, *a, **k: calls.append(r.request.method + " " + r.request.path_url))
     parent.create_children(count=50)
-    assert calls == [f"POST /api/v1/runs/{parent.id}/children/"]
+    # The SDK's heartbeat thread shares the session and may beat meanwhile; that is not the creating.
+    assert [call for call in calls if not call.endswith("/heartbeat/")] == [f"POST /api/v1/runs/{parent.id}/children/"]
     assert Run(parent.experiment, parent.id).get_details()["status"] == "Running"
