@@ -1369,6 +1369,10 @@ def _status_list(statuses: Iterable[str]) -> list[str]:
 
 
 class DeliveryQuerySet(models.QuerySet):
+    def visible_to(self, user: Any, workspace: Workspace) -> DeliveryQuerySet:
+        """The deliveries of the rules the user sees (``AlertRuleQuerySet.visible_to``)."""
+        return self.filter(rule__in=AlertRule.objects.visible_to(user, workspace))
+
     def due(self, now: datetime) -> DeliveryQuerySet:
         """Pending, time to try (again), and not being sent by anyone right now."""
         return self.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now).filter(

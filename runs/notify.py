@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -200,16 +201,17 @@ def _deliver_task() -> None:
         close_old_connections()
 
 
-_apps: dict[str, Celery] = {}
+@cache
+def _app(broker_url: str) -> Celery:
+    return make_app(broker_url)
 
 
 def queue_task() -> None:
     """Ask a notifyworker to deliver what is due. The task expires, so tasks queued while no worker
     listens do not pile up: the rows themselves are the memory of what is owed."""
-    broker = settings.CELERY_BROKER_URL
-    if broker not in _apps:
-        _apps[broker] = make_app(broker)
-    _apps[broker].send_task(TASK_NAME, queue=settings.NOTIFY_QUEUE, expires=max(30, 10 * settings.NOTIFY_INTERVAL))
+    _app(settings.CELERY_BROKER_URL).send_task(
+        TASK_NAME, queue=settings.NOTIFY_QUEUE, expires=max(30, 10 * settings.NOTIFY_INTERVAL)
+    )
 
 
 def look_once() -> int:

@@ -76,7 +76,7 @@ def _get_writable_workspace(request: HttpRequest, name: str) -> WorkspaceAccess:
 
 def _deliveries_context(request: HttpRequest, access: WorkspaceAccess) -> dict[str, Any]:
     """The Deliveries section: the visible rules' deliveries, newest first, a page at a time."""
-    deliveries = Delivery.objects.filter(rule__in=AlertRule.objects.visible_to(request.user, access.workspace))
+    deliveries = Delivery.objects.visible_to(request.user, access.workspace)
     page = Paginator(deliveries.select_related("rule", "event__run"), DELIVERIES_PER_PAGE).get_page(
         request.GET.get("page")
     )

@@ -673,7 +673,7 @@ def alert_detail(request: Request, workspace: str, rule_id: int) -> Response:
 def delivery_list(request: Request, workspace: str) -> Response:
     """What the rules you can see sent, are sending and failed to send, newest first."""
     ws = _get_workspace(request, workspace)
-    deliveries = Delivery.objects.filter(rule__in=AlertRule.objects.visible_to(request.user, ws))
+    deliveries = Delivery.objects.visible_to(request.user, ws)
     if "rule" in request.query_params:
         deliveries = deliveries.filter(rule=_get_rule(request, ws, _int_param(request, "rule")))
     paginator = RunPagination()
