@@ -110,11 +110,17 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
+            # Kept open between requests: a new connection starts with an empty page cache and must
+            # read the schema and the planner's statistics again (at 100,000 runs that was about a
+            # third of a filtered page's time). Each server thread keeps its own.
+            "CONN_MAX_AGE": 600,
             # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN, so two
             # writers queue on the busy timeout instead of failing with "database is locked" when a
             # read transaction tries to upgrade.
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # mmap: pages are read from the OS's page cache, shared by every connection and
+                # process, instead of copied into each connection's own small cache.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=1073741824;",
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
