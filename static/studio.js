@@ -55,3 +55,14 @@ function markShownColumns() {
 }
 document.addEventListener("DOMContentLoaded", markShownColumns);
 document.addEventListener("htmx:afterSettle", markShownColumns);
+
+// The state form's empty fields (the filters left at "any") stay out of the URL it pushes, so a
+// shared link says only what was chosen. (Without JavaScript the browser sends them all; the
+// server reads an empty field as no filter either way.)
+document.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.verb !== "get" || event.detail.elt.id !== "state-form") return;
+  const form = event.detail.formData;
+  for (const name of new Set(form.keys())) {
+    if (form.getAll(name).every((value) => value === "")) form.delete(name);
+  }
+});

@@ -81,3 +81,41 @@ def test_columns_are_added_reordered_and_removed_in_the_picker(
     page.reload()
     expect(headers).to_have_text(["Compare", "loss.min", "Status"])
     expect(picker).to_have_text([re.compile("^loss.min"), re.compile("^Status")])
+
+
+def test_a_malformed_search_shows_its_error_in_place_and_urls_leave_out_empty_filters(
+    login_as: Any, live_server: Any, workspace: Any, alice: Any
+) -> None:
+    for name in ("resnet baseline", "transformer small"):
+        make_run(workspace, alice, "vision", display_name=name)
+    page = login_as(alice)
+    page.goto(live_server.url + "/w/default/runs/")
+    rows = page.locator("#runs-table tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.locator("#search").fill("status = Bogus")  # htmx gets a 400 with the table and its error
+    expect(page.locator("#runs-table [role=alert]")).to_contain_text("Bogus")
+    assert "q=status" in page.url  # a reload shows the same error
+    page.locator("#search").fill("resnet")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#runs-table [role=alert]")).to_have_count(0)
+
+    page.get_by_text("Filters", exact=True).click()
+    page.locator("#state-form select[name=status]").select_option("Running")
+    expect(page).to_have_url(re.compile(r"status=Running"))
+    expect(rows).to_have_count(1)
+    query = page.url.partition("?")[2]
+    assert {name for name, _, value in (part.partition("=") for part in query.split("&")) if not value} == set()
+    assert "experiment=" not in query and "target=" not in query  # the filters left at "any"
+
+
+def test_a_refused_tag_shows_its_reason_in_place(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+    run = make_run(workspace, alice, "vision", display_name="tagged", tags={"team": "vision"})
+    page = login_as(alice)
+    page.goto(f"{live_server.url}/w/default/runs/{run.run_id}/")
+    page.get_by_label("Tag key").fill("notes")
+    page.get_by_label("Tag value").fill("x" * 5001)  # longer than a tag value may be
+    page.get_by_role("button", name="Add or change tag").click()
+    expect(page.locator("#tab [role=alert]")).to_be_visible()  # a 400, swapped: no reload needed
+    run.refresh_from_db()
+    assert run.get_tags() == {"team": "vision"}
