@@ -223,7 +223,7 @@ def test_a_bad_filter_value_is_refused(client: Any, runs: dict[str, Run], alice:
 
 
 def test_the_runs_tables_cells_are_escaped(client: Any, workspace: Any, alice: Any) -> None:
-    # The table's rows are drawn in Python (studio/tables.py), so this is format_html's work, not the template's.
+    # The table's rows are drawn in Python (studio/tables.py, _escape), not by the template's autoescaping.
     make_run(
         workspace,
         alice,
