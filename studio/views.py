@@ -41,7 +41,7 @@ from runs.models import (
     StudioError,
     Workspace,
 )
-from runs.query import QueryError, quote, sorts_by_computed_value
+from runs.query import QueryError, keys_by_last_value, quote, sorts_by_computed_value
 from runs.series import downsample
 from studio import tables
 
@@ -212,18 +212,12 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         columns = form.cleaned_data["cols"]
         try:
             query, sort = form.filter_query(), form.cleaned_data["sort"]
-            filtered, computed = bool(query.strip()), sorts_by_computed_value(sort)
+            filtered = bool(query.strip())
             # Searching with child runs included lists every matching run at any depth, flat, each
             # child marked with its parent; otherwise children are nested under their parents.
             flat = filtered and form.cleaned_data["children"]
             listed = runs if flat else runs.filter(parent__isnull=True)
-            page = _page_of(
-                listed.search(query).sorted_by(sort),
-                columns,
-                form.cleaned_data["page"],
-                filtered=filtered,
-                computed=computed,
-            )
+            page = _page_of(listed.search(query), sort, columns, form.cleaned_data["page"], filtered=filtered)
             if filtered and not flat and page.paginator.count == 0:
                 # Only when nothing is shown: one count, so that a search whose matches are all
                 # child runs does not look like one that matches nothing.
@@ -303,23 +297,26 @@ def _column_added(request: HttpRequest) -> HttpResponse:
 
 
 def _page_of(
-    runs: QuerySet[Run], columns: list[tables.Column], number: int | None, *, filtered: bool, computed: bool
+    matching: QuerySet[Run], sort: str, columns: list[tables.Column], number: int | None, *, filtered: bool
 ) -> Page:
-    """A page of runs, for the table.
+    """A page of the ``matching`` runs in ``sort``'s order, for the table.
 
-    Unfiltered and sorted by a column (``computed`` false), Paginator's way is the cheap one: the
-    page query walks an index and stops after 50 runs. Otherwise the page's runs are picked by a
-    narrow query (primary keys only) and then loaded by primary key, because the database may have
-    to sort every match before the first page, and small rows sort fast. (A tag filter at 100,000
-    runs on SQLite sorted its 16,576 matches as whole rows: 114 ms for the page query.) Sorted by a
-    tag, property or metric and ``filtered``, that narrow query also counts the matches
-    (``COUNT(*) OVER ()``), so the filter is evaluated once instead of twice; sorted by a column, a
-    separate count is cheaper, as the page query can still stop early on an index."""
+    Unfiltered and sorted by a column, Paginator's way is the cheap one: the page query walks an
+    index and stops after 50 runs. Otherwise the page's runs are picked by a narrow query (primary
+    keys only) and then loaded by primary key, because the database may have to sort every match
+    before the first page, and small rows sort fast. (A tag filter at 100,000 runs on SQLite sorted
+    its 16,576 matches as whole rows: 114 ms for the page query.) Sorted by a tag, property or
+    metric and ``filtered``, that narrow query also counts the matches (``COUNT(*) OVER ()``), so the
+    filter is evaluated once instead of twice; sorted by a column, a separate count is cheaper, as
+    the page query can still stop early on an index. Unfiltered and sorted by a metric's last value,
+    the page walks that metric's index (``keys_by_last_value``)."""
+    runs = matching.sorted_by(sort)
+    computed = sorts_by_computed_value(sort)
     if not computed and not filtered:
         return Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(number)
     paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
     number = number or 1
-    keys: list[int] = []
+    keys: list[int] | None = None
     if filtered and computed:
         start = (number - 1) * RUNS_PER_PAGE
         counted = runs.annotate(total_count=Window(Count("pk"))).values_list("pk", "total_count")
@@ -327,7 +324,9 @@ def _page_of(
         if rows:
             paginator.count = rows[0][1]  # a cached_property: set, so Paginator runs no COUNT(*)
             keys = [pk for pk, _ in rows]
-    if not keys:  # unfiltered, nothing matches, or past the last page: Paginator counts and picks
+    elif computed and (start := (number - 1) * RUNS_PER_PAGE) < paginator.count:
+        keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE)
+    if not keys:  # nothing matches, past the last page, or another sort: Paginator counts and picks
         page = paginator.get_page(number)
         number, keys = page.number, list(page.object_list)
     loaded = tables.with_cells(Run.objects.filter(pk__in=keys), columns).in_bulk()
