@@ -272,7 +272,8 @@ def test_it_makes_query_errors_value_errors() -> None:
         ("a or (b and not status = bogus)", "'bogus' is not a status"),
     ],
 )
-def test_it_refuses_conditions_that_mean_nothing(text: str, message: str) -> None:
+def test_it_refuses_conditions_that_mean_nothing(text: str, message: str, db: None) -> None:
+    # (db: a search word's experiments and users are looked up while the conditions are built)
     with pytest.raises(QueryError, match=message):
         to_q(parse(text))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from runs import sdk
@@ -112,3 +113,29 @@ def test_a_word_cannot_match_across_two_fields(workspace: Workspace, alice: Any)
     run = make_run(workspace, alice, display_name="alpha", description="beta")
     assert found("alpha") == found("beta") == {run.run_id}
     assert found("alphabeta") == found('"alpha\x1fbeta"') == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("named_ids_max", [1000, 1])  # a list of ids, or (past the limit) a subquery
+def test_a_word_finds_runs_by_their_experiment_or_submitter(
+    workspace: Workspace, alice: Any, bob: Any, monkeypatch: pytest.MonkeyPatch, named_ids_max: int
+) -> None:
+    monkeypatch.setattr("runs.query.NAMED_IDS_MAX", named_ids_max)
+    by_experiment = [make_run(workspace, alice, name, display_name="x").run_id for name in ("Vision-A", "vision-b")]
+    by_user = make_run(workspace, bob, "other", display_name="y").run_id
+    plain = make_run(workspace, alice, "other", display_name="z").run_id
+    assert found("VISION") == set(by_experiment)
+    assert found("BOB") == {by_user}
+    assert found("other") == {by_user, plain}
+    assert found("nothing-like-it") == set()
+
+
+@pytest.mark.django_db
+def test_on_sqlite_a_word_is_matched_in_the_search_index(workspace: Workspace, alice: Any) -> None:
+    """Migration 0008: SQLite reads search_text from an index, not from every run's row."""
+    matching = make_run(workspace, alice, "exp", description="knowledge distillation").run_id
+    make_run(workspace, alice, "exp", description="plain training")
+    runs = Run.objects.filter(workspace=workspace, parent__isnull=True).search("Distill")
+    assert set(runs.values_list("run_id", flat=True)) == {matching}
+    if connection.vendor == "sqlite":  # (PostgreSQL has no such index: see the migration)
+        assert "COVERING INDEX runs_run_ws_parent_search" in runs.values_list("pk").explain()
