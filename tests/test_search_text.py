@@ -139,3 +139,17 @@ def test_on_sqlite_a_word_is_matched_in_the_search_index(workspace: Workspace, a
     assert set(runs.values_list("run_id", flat=True)) == {matching}
     if connection.vendor == "sqlite":  # (PostgreSQL has no such index: see the migration)
         assert "COVERING INDEX runs_run_ws_parent_search" in runs.values_list("pk").explain()
+
+
+@pytest.mark.django_db
+def test_on_postgresql_a_word_can_be_found_through_trigrams(workspace: Workspace, alice: Any) -> None:
+    """Migration 0009: the trigram index serves the search's LIKE (with few runs the planner would
+    rather read them all, so sequential scans are turned off to see that it can)."""
+    matching = make_run(workspace, alice, "exp", description="knowledge distillation").run_id
+    make_run(workspace, alice, "exp", description="plain training")
+    runs = Run.objects.filter(workspace=workspace, parent__isnull=True).search("Distill")
+    assert set(runs.values_list("run_id", flat=True)) == {matching}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        assert "runs_run_search_trgm" in Run.objects.search("Distill").values_list("pk").explain()
