@@ -502,8 +502,8 @@ SORT_FIELDS: dict[str, tuple[str, bool]] = {
 def sorts_by_computed_value(sort: str) -> bool:
     """Whether ``sort`` orders first by a tag, property or metric: a value looked up per run, so no
     index gives the order and the database reads every matching run before the first page."""
-    first = next((key.strip().lstrip("-") for key in sort.split(",") if key.strip()), "")
-    return first.partition(".")[0].lower() in KEYED_FIELDS
+    keys = _sort_keys(sort)
+    return bool(keys) and keys[0].lstrip("-").partition(".")[0].lower() in KEYED_FIELDS
 
 
 def _sort_keys(sort: str) -> list[str]:
