@@ -48,6 +48,29 @@ def test_pages_are_for_members_only(client: Any, runs: dict[str, Run], alice: An
     assert logged_in(client, alice).get(url).status_code == 200
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+def test_no_template_comment_shows_on_a_page(client: Any, runs: dict[str, Run], alice: Any, htmx: bool) -> None:
+    """Django's {# #} comments are one line; one spread over two lines is printed as text."""
+    run = runs["good"].run_id
+    pages = [
+        "/w/default/runs/?q=status%20%3D%20Bogus",
+        "/w/default/runs/?cols=name,tags,metrics.loss",
+        "/w/default/experiments/",
+        "/w/default/compare/",
+        "/w/default/notifications/",
+        "/accounts/login/",
+        "/w/default/members/",
+        "/tokens/",
+    ]
+    pages += [
+        f"/w/default/runs/{run}/{tab}" for tab in ("", "metrics/", "children/", "outputs/", "snapshot/", "activity/")
+    ]
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    for page in pages:
+        body = logged_in(client, alice).get(page, **headers).content.decode()
+        assert "{#" not in body and "#}" not in body and "{% comment" not in body, page
+
+
 def test_home_opens_the_default_workspace(client: Any, alice: Any, workspace: Any, charlie: Any) -> None:
     assert logged_in(client, alice).get("/")["Location"] == "/w/default/runs/"
     assertContains(logged_in(client, charlie).get("/"), "No workspace yet")
