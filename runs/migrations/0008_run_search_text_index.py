@@ -1,8 +1,8 @@
 """On SQLite, an index holding each run's search_text beside (workspace, parent): counting the
 runs a search word matches then reads that index instead of every run's whole row (100,000 runs:
 82 -> 35 ms). Not on PostgreSQL, where a description can make the text too long for a B-tree
-entry; there the count reads the table in parallel workers. SQLite's only, so written here rather
-than declared on the model (as in 0007)."""
+entry; there a trigram index serves the word (0009). SQLite's only, so written here rather than
+declared on the model (as in 0007)."""
 
 from __future__ import annotations
 
