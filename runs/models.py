@@ -7,6 +7,7 @@ import hashlib
 import math
 import re
 import secrets
+import stat
 import time
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -1097,11 +1098,7 @@ class Snapshot(models.Model):
             with default_storage.open(name, "rb") as stored:
                 try:
                     with zipfile.ZipFile(stored) as archive:
-                        files = [
-                            {"path": info.filename, "size": info.file_size}
-                            for info in archive.infolist()
-                            if not info.is_dir()
-                        ]
+                        files = [_snapshot_entry(info) for info in archive.infolist() if not info.is_dir()]
                 except zipfile.BadZipFile:
                     raise InvalidValue("the snapshot is not a zip file", target="snapshot") from None
             with transaction.atomic():
@@ -1109,6 +1106,22 @@ class Snapshot(models.Model):
         except (StudioError, IntegrityError):
             default_storage.delete(name)
             raise
+
+
+def _snapshot_entry(info: zipfile.ZipInfo) -> dict[str, Any]:
+    """A snapshot file's listing; refuses what could land outside the folder it is unpacked in: '..' or
+    absolute paths, and symbolic links (a link to /etc/passwd unpacked and read by a script, or followed
+    by a later entry written through it)."""
+    try:
+        path = normalize_file_path(info.filename)
+    except InvalidValue:
+        raise InvalidValue(
+            f"the snapshot holds {info.filename!r}; entries must be relative paths with no '.' or '..' parts",
+            target="snapshot",
+        ) from None
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise InvalidValue(f"the snapshot holds a symbolic link, {info.filename!r}; zip files only", target="snapshot")
+    return {"path": path, "size": info.file_size}
 
 
 class ComputeTarget(models.Model):
