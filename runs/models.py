@@ -71,6 +71,22 @@ class Workspace(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Refused as a taken name is, so that a refusal never tells whether a workspace of that name exists.
+    RESERVED_NAMES = frozenset({"accounts", "admin", "api", "new", "settings", "static", "studio"})
+
+    @classmethod
+    def create_for(cls, name: Any, owner: Any) -> Workspace:
+        """A new workspace owned by ``owner``. Names are unique across the studio; one that is taken by
+        a workspace ``owner`` cannot see gets the same answer as a reserved one, never "exists"."""
+        name = validate_identifier(name, "name", max_length=64)
+        workspace, created = (None, False) if name in cls.RESERVED_NAMES else cls.objects.get_or_create(name=name)
+        if not created:
+            if workspace is not None and workspace.role_of(owner) is not None:
+                raise InvalidValue(f"you already have a workspace named {name!r}", target="name")
+            raise InvalidValue(f"the workspace name {name!r} is not available; choose another", target="name")
+        workspace.add_member(owner, Membership.Role.OWNER)
+        return workspace
+
     def role_of(self, user: Any) -> str | None:
         if not user.is_authenticated:
             return None

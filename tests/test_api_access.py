@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from runs.models import Membership, Run
+from runs.models import Membership, Run, Workspace
 from tests.conftest import api_client, make_run
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,27 @@ def test_anyone_signed_in_can_make_a_workspace_and_owns_it(charlie: Any) -> None
     assert made.status_code == 201 and made.json()["role"] == "Owner"
     assert [w["name"] for w in client.get("/api/v1/workspaces/").json()] == ["team-b"]
     again = client.post("/api/v1/workspaces/", {"name": "team-b"}, format="json")
-    assert again.status_code == 400 and again.json()["error"]["target"] == "name"
+    assert again.status_code == 400 and again.json()["error"] == {
+        "code": "InvalidValue",
+        "message": "you already have a workspace named 'team-b'",
+        "target": "name",
+    }
+
+
+def test_a_taken_name_is_refused_without_saying_that_it_exists(charlie: Any, workspace: Any) -> None:
+    """charlie is no member of "default": its refusal reads as a reserved name's, never "exists"."""
+    client = api_client(charlie)
+    taken = client.post("/api/v1/workspaces/", {"name": "default"}, format="json")
+    reserved = client.post("/api/v1/workspaces/", {"name": "admin"}, format="json")
+    assert taken.status_code == reserved.status_code == 400
+    assert taken.json()["error"] == {
+        "code": "InvalidValue",
+        "message": "the workspace name 'default' is not available; choose another",
+        "target": "name",
+    }
+    assert reserved.json()["error"]["message"] == taken.json()["error"]["message"].replace("default", "admin")
+    assert not Workspace.objects.filter(name="admin").exists()
+    assert workspace.role_of(charlie) is None
 
 
 def test_the_openapi_schema_and_docs_are_served(alice: Any, client: Any) -> None:

@@ -123,11 +123,7 @@ def _run_page(request: Request, runs: Any, *, default_sort: str = "-created") ->
 @api_view(["GET", "POST"])
 def workspace_list(request: Request) -> Response:
     if request.method == "POST":
-        name = validate_identifier(_body(request).get("name"), "name", max_length=64)
-        workspace, created = Workspace.objects.get_or_create(name=name)
-        if not created:
-            raise InvalidValue(f"workspace {name!r} already exists", target="name")
-        workspace.add_member(request.user, Membership.Role.OWNER)
+        workspace = Workspace.create_for(_body(request).get("name"), request.user)
         workspace.role = Membership.Role.OWNER
         return Response(WorkspaceSerializer(workspace).data, status=status.HTTP_201_CREATED)
     roles = dict(Membership.objects.filter(user=request.user).values_list("workspace_id", "role"))
