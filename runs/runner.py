@@ -6,8 +6,10 @@ so it runs on any machine that can reach the studio.
 
 1. Takes the run: Queued -> Starting. Someone else took or canceled it first: nothing to do.
 2. Fetches the snapshot and unzips it into a fresh folder: Preparing, then Running.
-3. Starts the script in its own process group, with STUDIO_RUN_ID, STUDIO_URL, STUDIO_TOKEN
-   and STUDIO_WORKSPACE set, so ``Run.get_context()`` finds its run.
+3. Starts a watchdog (``runs.watchdog``), then the script in its own process group, with
+   STUDIO_RUN_ID, STUDIO_URL, STUDIO_TOKEN and STUDIO_WORKSPACE set, so ``Run.get_context()`` finds
+   its run, and STUDIO_RUN_TREE, which marks every process it starts: if the runner dies, however it
+   dies, the watchdog ends them.
 4. While it runs: stdout and stderr go to ``logs/std_log.txt``, shipped every half second by byte
    offset (a chunk sent twice is stored once); a heartbeat every second, whose answer tells of a
    cancel request. On cancel: SIGTERM to the whole process group, SIGKILL after the run's grace
@@ -26,6 +28,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ from runs.sdk._http import Client, path_quote
 from runs.sdk._snapshot import extract_snapshot
 from runs.sdk.exceptions import ConflictException, ServiceException, StudioException
 from runs.sdk.workspace import Workspace
+from runs.watchdog import MARKER_VARIABLE
 
 log = logging.getLogger("runs.runner")
 
@@ -110,16 +115,19 @@ class Supervisor:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _execute(self, source: Path, log_file: Path, details: dict[str, Any]) -> tuple[int, bool]:
+        grace = details.get("cancelGraceSeconds", 10)
+        marker = f"{self.run_id}.{secrets.token_hex(4)}"  # this execution's, should another studio share the id
         env = {
             **os.environ,
             "STUDIO_RUN_ID": self.run_id,
+            MARKER_VARIABLE: marker,
             "STUDIO_URL": self.workspace.url,
             "STUDIO_TOKEN": self.workspace._token,
             "STUDIO_WORKSPACE": self.workspace.name,
             "PYTHONUNBUFFERED": "1",
         }
         script = source / details["script"]
-        with log_file.open("ab") as output:
+        with log_file.open("ab") as output, _watchdog(marker, grace) as watchdog:
             process = subprocess.Popen(
                 [sys.executable, str(script), *details.get("arguments", [])],
                 cwd=source,
@@ -135,7 +143,6 @@ class Supervisor:
             ]
             for reader in readers:
                 reader.start()
-            grace = details.get("cancelGraceSeconds", 10)
             canceled_at: float | None = None
             next_heartbeat = 0.0
             while process.poll() is None:
@@ -150,7 +157,7 @@ class Supervisor:
                     _signal_group(process.pid, signal.SIGKILL)
                 self._ship(log_file)
                 time.sleep(SHIP_EVERY)
-            _stop_everything_left(process.pid)
+            _stop_everything_left(process.pid, spare=watchdog)
             for reader in readers:
                 reader.join(timeout=10)
         self._ship(log_file, final=True)
@@ -234,6 +241,35 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+@contextlib.contextmanager
+def _watchdog(marker: str, grace: float) -> Iterator[int]:
+    """Run ``runs.watchdog`` for the block, in a session of its own; yields its pid. It reads a pipe whose
+    write end only this process holds (pipes are not inherited), so it sees end-of-file when the block
+    ends or when we die, and ends whatever carries the marker (normally nothing by then)."""
+    read_end, write_end = os.pipe()
+    # A runner started by another run's script carries that run's marker; its watchdog must not, or the
+    # other run's watchdog would end it before it could end this run's processes.
+    env = {key: value for key, value in os.environ.items() if key != MARKER_VARIABLE}
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-m", "runs.watchdog", marker, str(grace)],
+            stdin=read_end,
+            env=env,
+            start_new_session=True,  # a kill of the runner's (or its Celery worker's) group misses it
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    try:
+        yield watchdog.pid
+    finally:
+        os.close(write_end)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            watchdog.wait(timeout=grace + 5)
+
+
 def _orphans() -> list[int]:
     """Processes that were reparented to this runner (it is a child subreaper)."""
     me, found = os.getpid(), []
@@ -249,11 +285,12 @@ def _orphans() -> list[int]:
     return found
 
 
-def _stop_everything_left(group: int) -> None:
-    """No orphans: end the script's process group, and descendants that left it, TERM then KILL."""
+def _stop_everything_left(group: int, *, spare: int) -> None:
+    """No orphans: end the script's process group, and descendants that left it, TERM then KILL.
+    ``spare`` is the watchdog, a child too, which ends when the runner closes its pipe."""
     for sig, pause in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 0.0)):
         _signal_group(group, sig)
-        for pid in _orphans():
+        for pid in set(_orphans()) - {spare}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         time.sleep(pause)
