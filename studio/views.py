@@ -223,9 +223,10 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
                 # child runs does not look like one that matches nothing.
                 hidden_children = runs.filter(parent__isnull=False).search(query).count()
         except QueryError as problem:
-            error, status = str(problem), 400
+            error, status = _state_error(request, view, ["q"], str(problem))
     else:
-        error, status = "; ".join(e for errors in form.errors.values() for e in errors), 400
+        message = "; ".join(e for errors in form.errors.values() for e in errors)
+        error, status = _state_error(request, view, list(form.errors), message)
     shown = list(page) if page else []
     child_counts: dict[int, int] = {}
     if shown and form.is_valid() and form.cleaned_data["children"] and not flat:
@@ -270,6 +271,15 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     return render(request, template, context, status=status)
+
+
+def _state_error(request: HttpRequest, view: SavedView | None, fields: list[str], message: str) -> tuple[str, int]:
+    """The message and status for a table state that does not hold. What the URL asked for is bad
+    input (400); what a saved view holds (a query written before the language changed, a column since
+    gone) is not the reader's mistake, so its page opens (200) and says how to mend the view."""
+    if view is not None and not any(request.GET.get(field) for field in fields):
+        return f"The view “{view.name}” no longer works as saved: {message}. Change it here, then update the view.", 200
+    return message, 400
 
 
 # How often the runs table asks for the badges of its runs that are still alive (one request for

@@ -122,3 +122,30 @@ def test_the_share_link_opens_the_view(client: Client, runs: None, alice: Any) -
     page = client.get(f"/w/default/runs/?view={view.pk}")
     assertContains(page, f'value="http://testserver/w/default/runs/?view={view.pk}"')
     assert Membership.objects.count() == 3 and Run.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed_state"),
+    [
+        ({"query": "tags.team = (vision"}, "q=tags.team+%3D+%28"),
+        ({"columns": ["name", "no_such_column"]}, "cols=name,bogus"),
+    ],
+    ids=["query", "column"],
+)
+def test_a_view_that_no_longer_parses_opens_with_its_error_in_place(
+    client: Client, runs: None, alice: Any, workspace: Any, stored: dict[str, Any], typed_state: str
+) -> None:
+    """A view saved before the query language or the columns changed: its page opens and says how to
+    mend it, instead of answering 400 for the whole page (and, as a default view, for every visit)."""
+    view = SavedView.objects.create(workspace=workspace, owner=alice, name="Old one", **stored)
+    DefaultView.objects.create(user=alice, workspace=workspace, view=view)
+    as_user(client, alice)
+    for url in (f"/w/default/runs/?view={view.pk}", "/w/default/runs/"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assertContains(page, "The view “Old one” no longer works as saved:")
+        assertContains(page, "update the view")
+    # What the reader types is still their own bad input, answered with 400 in place.
+    typed = client.get(f"/w/default/runs/?view={view.pk}&{typed_state}")
+    assert typed.status_code == 400
+    assertNotContains(typed, "no longer works as saved", status_code=400)
