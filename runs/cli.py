@@ -407,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     alert_new.add_argument("--email", action="append", help="an address to mail (repeatable, or comma-separated)")
     alert_new.add_argument("--member", action="append", help="a member's username to mail (repeatable)")
-    alert_new.add_argument("--webhook", help="a URL to POST a signed JSON body to")
+    alert_new.add_argument(
+        "--webhook", help="a URL to POST a signed JSON body to (a public address, unless the server allows the host)"
+    )
     alert_new.add_argument("--name", help="a name for the rule")
     alert_new.set_defaults(handler=alert_create)
     alert_rm = alert.add_parser("delete", help="delete an alert rule")

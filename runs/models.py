@@ -23,7 +23,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from runs import wire
+from runs import webhooks, wire
 from runs.validation import (
     CHILDREN_MAX_BATCH,
     DESCRIPTION_MAX_LENGTH,
@@ -1305,7 +1305,6 @@ class AlertRule(models.Model):
         return role in Membership.WRITE_ROLES
 
     @classmethod
-    @transaction.atomic
     def create_rule(
         cls,
         workspace: Workspace,
@@ -1318,8 +1317,9 @@ class AlertRule(models.Model):
         webhook_url: str = "",
         name: str = "",
     ) -> AlertRule:
-        """A workspace rule, checked field by field (``InvalidValue`` names the field). The caller
-        checks that ``by`` may write to the workspace."""
+        """A workspace rule, checked field by field (``InvalidValue`` names the field); a webhook must
+        lead to public addresses unless ``NOTIFY_WEBHOOK_ALLOWED_HOSTS`` names its host
+        (``runs.webhooks``). The caller checks that ``by`` may write to the workspace."""
         from django.contrib.auth import get_user_model
         from django.core.exceptions import ValidationError
         from django.core.validators import URLValidator, validate_email
@@ -1350,20 +1350,29 @@ class AlertRule(models.Model):
                 raise InvalidValue(f"{webhook_url!r} is not an http(s) URL", target="webhookUrl") from None
             if len(webhook_url) > 500:
                 raise InvalidValue("the webhook URL is longer than 500 characters", target="webhookUrl")
+            try:
+                webhooks.resolve(webhook_url, settings.NOTIFY_WEBHOOK_ALLOWED_HOSTS)
+            except webhooks.RefusedTarget as error:
+                raise InvalidValue(str(error), target="webhookUrl") from None
+            except (OSError, UnicodeError):
+                pass  # a name that does not resolve now is checked again before every delivery
         if not (users or addresses or webhook_url):
             raise InvalidValue("say who hears about it: members, email addresses or a webhook URL", target="emails")
-        rule = cls.objects.create(
-            workspace=workspace,
-            name=validate_label(name, "name", allow_empty=True, max_length=100),
-            statuses=statuses,
-            emails=addresses,
-            mails=bool(users or addresses),
-            webhook_url=webhook_url,
-            webhook_secret=secrets.token_hex(32) if webhook_url else "",
-            created_by=by,
-        )
-        rule.experiments.set(found.values())
-        rule.members.set(users.values())
+        # Only the writes are one transaction: the checks above may wait on DNS, and SQLite's write
+        # lock (taken at BEGIN) must not wait with them.
+        with transaction.atomic():
+            rule = cls.objects.create(
+                workspace=workspace,
+                name=validate_label(name, "name", allow_empty=True, max_length=100),
+                statuses=statuses,
+                emails=addresses,
+                mails=bool(users or addresses),
+                webhook_url=webhook_url,
+                webhook_secret=secrets.token_hex(32) if webhook_url else "",
+                created_by=by,
+            )
+            rule.experiments.set(found.values())
+            rule.members.set(users.values())
         return rule
 
     @classmethod

@@ -13,8 +13,9 @@ Who sends:
 Each attempt first claims its row (a compare-and-swap with a lease), so several senders never send
 one delivery twice, and a failed attempt is retried with exponential backoff (``NOTIFY_RETRY_BASE``
 doubling up to ``NOTIFY_RETRY_MAX`` seconds) until it gets through or is ``NOTIFY_GIVE_UP_AFTER``
-seconds old. The one gap left is a sender that dies after the receiver took the message but before
-the row says so: that delivery goes out again when its lease ends. Webhooks carry
+seconds old. A webhook whose URL leads into the server's own network is neither sent nor retried
+(``runs.webhooks``). The one gap left is a sender that dies after the receiver took the message but
+before the row says so: that delivery goes out again when its lease ends. Webhooks carry
 ``X-Studio-Delivery`` and mails a ``Message-ID`` made from the delivery, so receivers can drop a repeat.
 """
 
@@ -29,7 +30,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import close_old_connections
@@ -37,6 +37,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from runs import webhooks
 from runs.background import Repeating
 from runs.models import Delivery, Run
 
@@ -68,8 +69,9 @@ def attempt(delivery: Delivery) -> bool:
             send_email(delivery)
         else:
             send_webhook(delivery)
-    except NobodyToTell as error:
+    except (NobodyToTell, webhooks.RefusedTarget) as error:
         delivery.failed(str(error), retry_in=None)
+        log.warning("delivery %s not sent: %s", delivery.pk, error)
         return False
     except Exception as error:  # SMTP and HTTP fail in many ways; each is one failed attempt
         age = (timezone.now() - delivery.created_at).total_seconds()
@@ -156,24 +158,28 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class ReceiverRefused(Exception):
+    """The webhook's receiver answered something other than 2xx."""
+
+
 def send_webhook(delivery: Delivery) -> None:
-    """POST the facts as JSON, signed with the rule's secret; anything but a 2xx is a failure."""
+    """POST the facts as JSON, signed with the rule's secret; anything but a 2xx is a failure.
+
+    The URL's host is resolved and checked now, as well as when the rule was made: its name may
+    lead elsewhere today, or the rule may predate the check. A refused address (``RefusedTarget``)
+    is never connected to, and the request goes to the address that was checked."""
+    target = webhooks.resolve(delivery.rule.webhook_url, settings.NOTIFY_WEBHOOK_ALLOWED_HOSTS)
     body = json.dumps(describe(delivery)).encode()
-    response = requests.post(
-        delivery.rule.webhook_url,
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "RunStudio-Webhook/1",
-            "X-Studio-Event": "run.status_changed",
-            "X-Studio-Delivery": str(delivery.pk),
-            SIGNATURE_HEADER: sign(delivery.rule.webhook_secret, body),
-        },
-        timeout=settings.NOTIFY_WEBHOOK_TIMEOUT,
-        allow_redirects=False,  # a redirect would re-send the signed body somewhere the rule never named
-    )
-    if not 200 <= response.status_code < 300:
-        raise requests.HTTPError(f"the receiver answered {response.status_code} {response.reason}")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "RunStudio-Webhook/1",
+        "X-Studio-Event": "run.status_changed",
+        "X-Studio-Delivery": str(delivery.pk),
+        SIGNATURE_HEADER: sign(delivery.rule.webhook_secret, body),
+    }
+    response = webhooks.post(target, body, headers, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT)
+    if not 200 <= response.status < 300:
+        raise ReceiverRefused(f"the receiver answered {response.status} {response.reason}")
 
 
 # --- the sender in the background, and the Celery task -----------------------------------------------------

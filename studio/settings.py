@@ -221,6 +221,10 @@ NOTIFY_RETRY_MAX = float(os.environ.get("NOTIFY_RETRY_MAX", "600"))
 NOTIFY_GIVE_UP_AFTER = envint("NOTIFY_GIVE_UP_AFTER", str(3 * 24 * 3600))
 NOTIFY_LEASE = 120  # seconds a sender holds a delivery it is sending: more than SMTP's and HTTP's timeouts
 NOTIFY_WEBHOOK_TIMEOUT = 10
+# Webhooks never go to loopback, private, link-local (cloud metadata) or other non-public addresses
+# (runs/webhooks.py) except to the hosts named here: host names as the URLs write them, addresses or
+# networks (10.1.2.0/24). Comma-separated.
+NOTIFY_WEBHOOK_ALLOWED_HOSTS = envlist("NOTIFY_WEBHOOK_ALLOWED_HOSTS", "")
 # With a broker, `manage.py notifyworker` processes send (a Celery queue); set NOTIFY_VIA_CELERY=False to
 # keep sending inside the server processes even so.
 NOTIFY_VIA_CELERY = envbool("NOTIFY_VIA_CELERY", "True")

@@ -43,7 +43,8 @@ def watch_url(run: Run) -> str:
 
 
 def test_it_creates_a_rule_and_shows_the_webhook_secret_once(alice_api: APIClient, mnist: Run, alice: User) -> None:
-    response = create(alice_api, **GOOD, members=["bob"], webhookUrl="https://hooks.example.org/studio")
+    # .invalid never resolves (RFC 6761): making the rule sends no DNS query off the machine.
+    response = create(alice_api, **GOOD, members=["bob"], webhookUrl="https://hooks.invalid/studio")
     assert response.status_code == 201, response.json()
     body = response.json()
     secret = body["webhookSecret"]
@@ -56,7 +57,7 @@ def test_it_creates_a_rule_and_shows_the_webhook_secret_once(alice_api: APIClien
         "statuses": ["Failed", "Canceled"],
         "members": ["bob"],
         "emails": ["ops@example.org"],
-        "webhookUrl": "https://hooks.example.org/studio",
+        "webhookUrl": "https://hooks.invalid/studio",
         "runId": None,
         "createdBy": "alice",
         "createdUtc": rule["createdUtc"],
@@ -118,6 +119,10 @@ def test_strangers_get_404_and_anonymous_401(charlie_api: APIClient, alice_api: 
         ({"webhookUrl": "ftp://example.org/hook"}, "webhookUrl"),
         ({"webhookUrl": "https://example.org/" + "x" * 500}, "webhookUrl"),
         ({"webhookUrl": 7}, "webhookUrl"),
+        ({"webhookUrl": "http://169.254.169.254/latest/meta-data/"}, "webhookUrl"),  # the cloud metadata service
+        ({"webhookUrl": "http://localhost:8000/admin/"}, "webhookUrl"),
+        ({"webhookUrl": "http://[::ffff:127.0.0.1]/"}, "webhookUrl"),
+        ({"webhookUrl": "https://10.0.0.5/hook"}, "webhookUrl"),
         ({"emails": [], "members": [], "webhookUrl": ""}, "emails"),
         ({"name": "n" * 101}, "name"),
         ({"name": "bad\x07name"}, "name"),
@@ -223,7 +228,7 @@ def test_strangers_cannot_watch(charlie_api: APIClient, mnist: Run) -> None:
 def test_a_failed_run_shows_up_in_the_deliveries(
     alice_api: APIClient, bob_api: APIClient, workspace: Workspace, alice: User, mnist: Run
 ) -> None:
-    rule_id = create(alice_api, **GOOD, webhookUrl="https://hooks.example.org/x").json()["rule"]["id"]
+    rule_id = create(alice_api, **GOOD, webhookUrl="https://hooks.invalid/x").json()["rule"]["id"]
     other_id = create(alice_api, statuses=["Completed"], emails=["x@example.org"]).json()["rule"]["id"]
     assert alice_api.get(DELIVERIES).json()["results"] == []
     mnist.fail(by=alice, message="out of memory")

@@ -54,14 +54,15 @@ def test_it_creates_lists_and_deletes_a_rule(experiments: None, capsys: Any) -> 
 
 
 def test_a_webhook_rules_secret_is_printed_once(experiments: None, capsys: Any) -> None:
-    created = studio(capsys, "alert", "create", "--status", "Completed", "--webhook", "https://hooks.example.org/x")
+    # .invalid never resolves (RFC 6761): making the rule sends no DNS query off the machine.
+    created = studio(capsys, "alert", "create", "--status", "Completed", "--webhook", "https://hooks.invalid/x")
     secret = created["webhookSecret"]
     assert len(secret) == 64 and created["rule"]["experiments"] == []  # every experiment
     assert AlertRule.objects.get().webhook_secret == secret
     assert main(["alert", "list"]) == 0
     assert secret not in capsys.readouterr().out
-    assert studio(capsys, "alert", "create", "--status", "Failed", "--webhook", "https://x.example.org/",
-                  "--query", "rule.webhookUrl") == "https://x.example.org/"  # fmt: skip
+    assert studio(capsys, "alert", "create", "--status", "Failed", "--webhook", "https://x.invalid/",
+                  "--query", "rule.webhookUrl") == "https://x.invalid/"  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,7 @@ def test_a_webhook_rules_secret_is_printed_once(experiments: None, capsys: Any) 
         (["--status", "Failed", "-e", "missing", "--email", "ops@example.org"], "no experiment 'missing'"),
         (["--status", "Failed", "--member", "charlie", "--email", "ops@example.org"], "is not a member"),
         (["--status", "Failed", "--webhook", "ftp://example.org/x"], "is not an http(s) URL"),
+        (["--status", "Failed", "--webhook", "http://localhost:8000/x"], "resolves to a loopback address"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_stores_nothing(

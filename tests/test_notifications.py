@@ -77,6 +77,12 @@ def _fast_retries(settings: Any) -> None:
     settings.STUDIO_BASE_URL = "https://studio.example.org"
 
 
+@pytest.fixture(autouse=True)
+def _local_receivers(settings: Any) -> None:
+    """The receivers below listen on loopback, where webhooks go only when the operator allows it."""
+    settings.NOTIFY_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
 class Receiver:
     """An HTTP server on localhost that records webhook calls and answers with the given codes in
     turn (the last one from then on)."""
