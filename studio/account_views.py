@@ -1,4 +1,4 @@
-"""Account pages: a workspace's members (Owners manage them) and the user's own API tokens.
+"""Account pages: logging in, a workspace's members (Owners manage them) and the user's own API tokens.
 
 Access is the rest of the studio's: a workspace someone is not a member of answers 404, a Reader or
 Contributor sees the member list without its forms and gets 403 on posts, anonymous visitors are
@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -22,9 +23,31 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from runs.models import ApiToken, InvalidValue, Membership, Workspace
+from studio import login_throttle
 from studio.views import WorkspaceAccess, _get_workspace
 
 LAST_OWNER_ERROR = "A workspace keeps at least one Owner: make someone else an Owner first."
+
+# --- Logging in --------------------------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, throttled (studio/login_throttle.py): a locked-out address sees why and for
+    how long before typing; repeated failures are answered after a pause. A refused login (any password)
+    is answered by login_throttle.lockout_response, which axes puts in place of this view's answer."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        if self.request.method == "GET":
+            context["lockout"] = login_throttle.lockout_for(self.request)
+        return context
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        login_throttle.pause_after_failure(self.request)
+        return super().form_invalid(form)
+
+
+login = LoginView.as_view()
 
 # --- Members -----------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "runs",
     "studio",
+    "axes",  # login throttling: see AXES_* below
 ]
 
 MIDDLEWARE = [
@@ -82,6 +84,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "studio.middleware.VaryOnHtmx",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "runs.api.middleware.BodyLimits",  # 413 for an API body past its limit, before it is read
+    "axes.middleware.AxesMiddleware",  # turns a refused login into the lockout page
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -161,13 +165,31 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT failed logins from one client address, or for one
+# account, refuse further logins from it or to it for LOGIN_COOLOFF_MINUTES, even with the right password
+# (studio/login_throttle.py explains it on the login page). Failed logins before that are answered after
+# LOGIN_FAILURE_DELAY seconds. API tokens never go through this. The address is REMOTE_ADDR; behind a
+# reverse proxy every client would share the proxy's, so there set AXES_IPWARE_META_PRECEDENCE_ORDER and
+# AXES_IPWARE_PROXY_COUNT as README's "Behind a reverse proxy" says (django-ipware reads them).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one: a client trying many accounts, or one account
+# A try during the lockout does not restart it, so the time the page gives is the time it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "studio.login_throttle.lockout_response"
+AXES_IPWARE_META_PRECEDENCE_ORDER = envlist("AXES_IPWARE_META_PRECEDENCE_ORDER", "REMOTE_ADDR")
+# How many proxy addresses the header carries after the client's (0: one proxy that writes only the client's).
+AXES_IPWARE_PROXY_COUNT = envint("AXES_IPWARE_PROXY_COUNT", "0") if os.environ.get("AXES_IPWARE_PROXY_COUNT") else None
+LOGIN_FAILURE_DELAY = float(os.environ.get("LOGIN_FAILURE_DELAY", "1"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "runs.api.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.JSONParser"],  # DRF's, refusing hostile nesting
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [],

@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from studio import notification_views, views
+from studio import account_views, notification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("accounts/login/", account_views.login, name="login"),  # throttled; the rest is Django's
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("studio.account_urls")),
     path("w/<str:workspace>/experiments/", views.experiment_list, name="experiment_list"),
