@@ -252,7 +252,10 @@ def compute_list(args: argparse.Namespace) -> Any:
 
 def compute_create(args: argparse.Namespace) -> Any:
     ws = _workspace(args)
-    return ws._client.post(ws._path("compute/"), {"name": args.name, "description": args.description or ""})
+    # Sent again only if it surely never arrived: the studio does not make creating a target or a
+    # rule idempotent (a repeat would answer "already exists", or make a second rule).
+    body = {"name": args.name, "description": args.description or ""}
+    return ws._client.post(ws._path("compute/"), body, retry_unsent_only=True)
 
 
 def alert_list(args: argparse.Namespace) -> Any:
@@ -273,7 +276,7 @@ def alert_create(args: argparse.Namespace) -> Any:
         "members": [m.strip() for value in args.member or [] for m in value.split(",") if m.strip()],
         "webhookUrl": args.webhook or "",
     }
-    return ws._client.post(ws._path("alerts/"), body)
+    return ws._client.post(ws._path("alerts/"), body, retry_unsent_only=True)
 
 
 def alert_delete(args: argparse.Namespace) -> None:

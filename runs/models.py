@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import re
@@ -10,7 +11,7 @@ import secrets
 import stat
 import time
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -266,10 +267,19 @@ class Experiment(models.Model):
         except IntegrityError:  # created by a concurrent request between our get and create
             return cls.objects.get(workspace=workspace, name=name), False
 
-    def create_runs(self, specs: list[RunSpec], *, by: Any, parent: Run | None = None) -> list[Run]:
-        """Create runs (one, or a batch of children) in one transaction, numbered in order."""
+    def create_runs(
+        self, specs: list[RunSpec], *, by: Any, parent: Run | None = None, request_key: str | None = None
+    ) -> list[Run]:
+        """Create runs (one, or a batch of children) in one transaction, numbered in order.
+
+        ``request_key`` (the request's Idempotency-Key) makes it happen once: the same request sent
+        again, because its answer was lost, gets the runs the first one made.
+        """
         if not specs:
             return []
+        keys = [None] * len(specs) if request_key is None else [f"{request_key}.{i}" for i in range(len(specs))]
+        if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
+            return made
         if len(specs) > CHILDREN_MAX_BATCH:
             raise InvalidValue(f"at most {CHILDREN_MAX_BATCH} runs can be created at once", target="count")
         for spec in specs:
@@ -315,13 +325,16 @@ class Experiment(models.Model):
                     script=spec.script,
                     arguments=list(spec.arguments or []),
                     cancel_grace_seconds=spec.cancel_grace_seconds,
+                    request_key=key,
                 )
-                for index, (run_id, spec) in enumerate(zip(run_ids, specs, strict=True))
+                for index, (run_id, spec, key) in enumerate(zip(run_ids, specs, keys, strict=True))
             ]
             try:
                 with transaction.atomic():
                     Run.objects.bulk_create(runs)
-            except IntegrityError as error:  # a concurrent request took one of the ids
+            except IntegrityError as error:  # a concurrent request took one of the ids, or is this one sent again
+                if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
+                    return made
                 raise Conflict("a run with one of these ids already exists", target="runId") from error
             RunTag.objects.bulk_create(
                 RunTag(run=run, key=key, value=value, value_hash=_value_hash(value))
@@ -341,6 +354,17 @@ class Experiment(models.Model):
             if events and Delivery.write_for(events, self.pk, self.workspace_id):
                 transaction.on_commit(_wake_sender)
         return runs
+
+    def _made_by(self, keys: list[str | None], *, by: Any, parent: Run | None) -> list[Run]:
+        """The runs an earlier request with these keys made (none if it made none). A key that
+        made other runs (elsewhere, or for someone else) is refused rather than answered with them."""
+        made = list(Run.objects.filter(workspace_id=self.workspace_id, request_key__in=keys).order_by("number"))
+        expected = (self.pk, parent.pk if parent else None, getattr(by, "pk", None))
+        if made and (
+            len(made) != len(keys) or any((r.experiment_id, r.parent_id, r.submitted_by_id) != expected for r in made)
+        ):
+            raise Conflict("this Idempotency-Key was used for another request", target="Idempotency-Key")
+        return made
 
     def _check_targets(self, targets: set[str]) -> None:
         known = {
@@ -480,12 +504,21 @@ class Run(models.Model):
     arguments = models.JSONField(default=list, blank=True)
     # After a cancel, how long the runner waits between SIGTERM and SIGKILL.
     cancel_grace_seconds = models.PositiveIntegerField(default=10)
+    # The Idempotency-Key of the request that made the run, with the run's place in it ("<key>.0"): the
+    # same request sent again (its answer was lost) gets this run back instead of making another.
+    request_key = models.CharField(max_length=80, null=True, blank=True, editable=False)
 
     objects = RunQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["experiment", "number"], name="runs_run_unique_number"),
+            # Partial: only keyed runs are in the index (and SQLite adds it without copying the table).
+            models.UniqueConstraint(
+                fields=["workspace", "request_key"],
+                condition=Q(request_key__isnull=False),
+                name="runs_run_unique_request_key",
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="runs_run_workspace_created"),
@@ -527,6 +560,7 @@ class Run(models.Model):
         error_message: str = "",
         error_details: str = "",
         only_if: Q | None = None,
+        request_key: str | None = None,
     ) -> bool:
         """Move to status ``to``: the one place a run's status changes.
 
@@ -536,7 +570,8 @@ class Run(models.Model):
         ``only_if`` makes the move conditional (the monitor's "still silent"): it is made only if the
         run is still in the status it was read in and the condition holds, and otherwise nothing
         happens and it returns False. Several server processes sweep the same runs, so losing that
-        race is expected, not an error. Returns True when the status changed.
+        race is expected, not an error. Returns True when the status changed. ``request_key`` (the
+        Idempotency-Key of the request asking for the change) is kept with the change's event.
         """
         if to not in self.Status.values:
             raise InvalidValue(f"unknown status {to!r}", target="status")
@@ -561,7 +596,9 @@ class Run(models.Model):
                 changes.update(error_code=error_code, error_message=error_message, error_details=error_details)
             with transaction.atomic():
                 if Run.objects.filter(only_if or Q(), pk=self.pk, status=current).update(**changes) == 1:
-                    event = RunStatusEvent.objects.create(run=self, from_status=current, to_status=to, at=now, by=by)
+                    event = RunStatusEvent.objects.create(
+                        run=self, from_status=current, to_status=to, at=now, by=by, request_key=request_key
+                    )
                     if Delivery.write_for([event], self.experiment_id, self.workspace_id):
                         transaction.on_commit(_wake_sender)  # the outbox: sent once this commits
                     self.refresh_from_db(fields=_TRANSITION_FIELDS)
@@ -583,7 +620,42 @@ class Run(models.Model):
                 self.transition(self.Status.RUNNING)
         return self.status
 
-    def fail(self, *, by: Any = None, code: str = "", message: str = "", details: str = "") -> None:
+    def request_status(
+        self, to: str, *, by: Any = None, error: Mapping[str, str] | None = None, request_key: str | None = None
+    ) -> None:
+        """A status change a client asks for (POST .../status/): Failed with ``error`` (code,
+        message, details), Queued (a submitted script run), or any other legal move. Made at most once
+        per ``request_key``, see ``_once``."""
+        if to == self.Status.FAILED:
+            error = error or {}
+            change = functools.partial(
+                self.fail,
+                code=error.get("code") or "",
+                message=error.get("message") or "",
+                details=error.get("details") or "",
+            )
+        elif to == self.Status.QUEUED:
+            change = self.queue
+        else:
+            change = functools.partial(self.transition, to)
+        self._once(request_key, functools.partial(change, by=by, request_key=request_key))
+
+    def _once(self, request_key: str | None, change: Callable[[], object]) -> None:
+        """Make a status change asked for by a request with this Idempotency-Key unless that request
+        made it already: the SDK sends a request again when its answer is lost (a reset connection, a
+        timeout, a server restart), and the second must be no error and change nothing. The two may
+        also overlap (the first was slow), so a refusal is checked against the key once more."""
+        if request_key is not None and self.events.filter(request_key=request_key).exists():
+            return
+        try:
+            change()
+        except IllegalTransition:
+            if request_key is None or not self.events.filter(request_key=request_key).exists():
+                raise
+
+    def fail(
+        self, *, by: Any = None, code: str = "", message: str = "", details: str = "", request_key: str | None = None
+    ) -> None:
         validate_label(code, "errorCode", allow_empty=True)
         validate_text(message, "errorMessage", max_length=DESCRIPTION_MAX_LENGTH)
         validate_text(details, "errorDetails", max_length=DESCRIPTION_MAX_LENGTH)
@@ -593,19 +665,26 @@ class Run(models.Model):
             error_code=code or "UserError",
             error_message=message,
             error_details=details,
+            request_key=request_key,
         )
 
-    def request_cancel(self, *, by: Any = None) -> None:
-        """Cancel the run: at once when nothing is executing it, else ask its runner to stop it."""
-        if self.is_ended:
-            raise IllegalTransition(f"run {self.run_id} has already ended ({self.status})", target="status")
-        nothing_to_stop = self.type == self.Type.INTERACTIVE or self.status in (
-            self.Status.NOT_STARTED,
-            self.Status.QUEUED,
-        )
-        self.transition(self.Status.CANCELED if nothing_to_stop else self.Status.CANCEL_REQUESTED, by=by)
+    def request_cancel(self, *, by: Any = None, request_key: str | None = None) -> None:
+        """Cancel the run: at once when nothing is executing it, else ask its runner to stop it. Made
+        at most once per ``request_key``, see ``_once``."""
 
-    def queue(self, *, by: Any = None) -> None:
+        def cancel() -> None:
+            if self.is_ended:
+                raise IllegalTransition(f"run {self.run_id} has already ended ({self.status})", target="status")
+            nothing_to_stop = self.type == self.Type.INTERACTIVE or self.status in (
+                self.Status.NOT_STARTED,
+                self.Status.QUEUED,
+            )
+            to = self.Status.CANCELED if nothing_to_stop else self.Status.CANCEL_REQUESTED
+            self.transition(to, by=by, request_key=request_key)
+
+        self._once(request_key, cancel)
+
+    def queue(self, *, by: Any = None, request_key: str | None = None) -> None:
         """Hand a submitted script run over for execution: NotStarted -> Queued. Its snapshot must
         be stored and hold the script. ``local`` runs are then started by the submitting SDK;
         runs for a named compute target go to its queue, where a worker takes them."""
@@ -616,7 +695,7 @@ class Run(models.Model):
             raise Conflict(f"run {self.run_id} has no snapshot yet; upload it before queueing", target="snapshot")
         if self.script not in snapshot.paths():
             raise InvalidValue(f"the snapshot has no script {self.script!r}", target="script")
-        self.transition(self.Status.QUEUED, by=by)
+        self.transition(self.Status.QUEUED, by=by, request_key=request_key)
         if self.target != LOCAL_TARGET:
             from runs import dispatch
 
@@ -802,9 +881,15 @@ class Run(models.Model):
             )
         return len(rows)
 
-    def log_image(self, name: str, content: IO[bytes], *, description: str = "") -> RunFile:
-        """Store a PNG under outputs/ and log it as an image metric whose value is the file's path."""
+    def log_image(
+        self, name: str, content: IO[bytes], *, description: str = "", request_key: str | None = None
+    ) -> RunFile:
+        """Store a PNG under outputs/ and log it as an image metric whose value is the file's path.
+        ``request_key`` (the request's Idempotency-Key) makes it happen once: the same request sent
+        again gets the image the first one stored."""
         validate_label(name, "name")
+        if request_key is not None and MetricBatch.objects.filter(run_id=self.pk, key=request_key).exists():
+            return self.files.get(path=wire.decode(self.metrics.get(name=name).last_value))
         if self.is_ended:
             raise RunEnded(f"run {self.run_id} has ended ({self.status}); it takes no more metrics", target="run")
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
@@ -813,7 +898,8 @@ class Run(models.Model):
         while path in taken:
             path, n = f"outputs/{stem}_{n}.png", n + 1
         stored = self.add_file(path, content)
-        self.log_metrics([{"name": name, "kind": Metric.Kind.IMAGE, "value": path, "description": description}])
+        point = {"name": name, "kind": Metric.Kind.IMAGE, "value": path, "description": description}
+        self.log_metrics([point], batch_id=request_key)
         return stored
 
     def metric_values(self, name: str | None = None) -> dict[str, Any]:
@@ -838,9 +924,13 @@ class Run(models.Model):
 
     def add_file(self, path: str, content: IO[bytes]) -> RunFile:
         """Store a file under the run, streaming it to storage. Run files are immutable: an
-        existing path is refused rather than overwritten."""
+        existing path is refused rather than overwritten, unless ``content`` is the very same bytes
+        (the same upload sent again because its answer was lost), which stores nothing new."""
         path = normalize_file_path(path)
-        if self.files.filter(path=path).exists():
+        if existing := self.files.filter(path=path).first():
+            with existing.open() as stored:
+                if same_bytes(stored, content):
+                    return existing
             raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path")
         storage_name = default_storage.save(f"runs/{self.pk}/{path}", File(content, name=path.rsplit("/", 1)[-1]))
         try:
@@ -851,6 +941,25 @@ class Run(models.Model):
         except IntegrityError as error:  # uploaded twice at the same moment: keep the first
             default_storage.delete(storage_name)
             raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path") from error
+
+
+def same_bytes(stored: IO[bytes], content: IO[bytes], chunk_size: int = 1 << 20) -> bool:
+    """Whether the stream ``content`` holds exactly the bytes of ``stored``, read a chunk at a time."""
+    while True:
+        ours, theirs = _read_up_to(stored, chunk_size), _read_up_to(content, chunk_size)
+        if ours != theirs:
+            return False
+        if not ours:
+            return True
+
+
+def _read_up_to(stream: IO[bytes], size: int) -> bytes:
+    """``size`` bytes, fewer only at the end: a request body may hand them over in smaller pieces."""
+    parts = []
+    while size > 0 and (part := stream.read(size)):
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
 
 
 _TRANSITION_FIELDS = (
@@ -944,10 +1053,19 @@ class RunStatusEvent(models.Model):
     to_status = models.CharField(max_length=16, choices=Run.Status.choices)
     at = models.DateTimeField(default=timezone.now)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    # The Idempotency-Key of the request that asked for the change: that request sent again changes nothing.
+    request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["at"], name="runs_runstatusevent_at")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "request_key"],
+                condition=Q(request_key__isnull=False),
+                name="runs_runstatusevent_unique_request_key",
+            )
+        ]
 
 
 # --- Metrics ------------------------------------------------------------------------------------------------
@@ -1100,8 +1218,13 @@ class Snapshot(models.Model):
 
     @classmethod
     def store(cls, run: Run, content: IO[bytes]) -> Snapshot:
-        """Keep the zip (streamed to storage), refusing one that is too big or not a zip."""
-        if cls.objects.filter(run=run).exists():
+        """Keep the zip (streamed to storage), refusing one that is too big or not a zip. A run has
+        one snapshot: the same bytes again (an upload sent again because its answer was lost) store
+        nothing new, other bytes are refused."""
+        if existing := cls.objects.filter(run=run).first():
+            with existing.open() as stored:
+                if same_bytes(stored, content):
+                    return existing
             raise Conflict(f"run {run.run_id} already has its snapshot", target="snapshot")
         name = default_storage.save(f"runs/{run.pk}/snapshot.zip", File(content, name="snapshot.zip"))
         try:

@@ -91,6 +91,20 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Makes the request happen once: the same key again (a retry after a lost answer) changes "
+    "nothing and is answered as the first was. The SDK sends one with every POST.",
+)
+
+
+def _request_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    return None if key is None else validate_label(key, "Idempotency-Key", max_length=64)
+
+
 def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200_OK) -> Response:
     """The run's details, read afresh with everything they show."""
     run = Run.objects.for_listing().get(pk=run.pk)
@@ -195,7 +209,11 @@ def experiment_detail(request: Request, workspace: str, name: str) -> Response:
     return Response(ExperimentSerializer(experiment).data)
 
 
-@extend_schema(request=schema.RunStart, responses={201: RunSerializer, **schema.errors(400, 403, 404, 409)})
+@extend_schema(
+    request=schema.RunStart,
+    parameters=[IDEMPOTENCY_KEY],
+    responses={201: RunSerializer, **schema.errors(400, 403, 404, 409)},
+)
 @api_view(["POST"])
 def experiment_runs(request: Request, workspace: str, name: str) -> Response:
     """Start a run in the experiment, creating the experiment if needed."""
@@ -222,7 +240,7 @@ def experiment_runs(request: Request, workspace: str, name: str) -> Response:
         parent = _get_run(request, parent_id, write=True)
         if parent.experiment_id != experiment.pk:
             raise InvalidValue("a child run belongs to its parent's experiment", target="parentRunId")
-    (run,) = experiment.create_runs([spec], by=request.user, parent=parent)
+    (run,) = experiment.create_runs([spec], by=request.user, parent=parent, request_key=_request_key(request))
     return _run_response(request, run, status.HTTP_201_CREATED)
 
 
@@ -298,27 +316,20 @@ def run_detail(request: Request, run_id: str) -> Response:
     return _run_response(request, run)
 
 
-@extend_schema(request=schema.StatusChange, responses={200: RunSerializer, **schema.errors(400, 403, 404, 409)})
+@extend_schema(
+    request=schema.StatusChange,
+    parameters=[IDEMPOTENCY_KEY],
+    responses={200: RunSerializer, **schema.errors(400, 403, 404, 409)},
+)
 @api_view(["POST"])
 def run_status(request: Request, run_id: str) -> Response:
     """Move the run to ``status``; ``error`` (code, message, details) goes with Failed."""
     run = _get_run(request, run_id, write=True)
     body = _body(request)
-    to = body.get("status")
-    if to == Run.Status.FAILED:
-        error = body.get("error") or {}
-        if not isinstance(error, dict):
-            raise InvalidValue("error must be an object with code, message and details", target="error")
-        run.fail(
-            by=request.user,
-            code=error.get("code") or "",
-            message=error.get("message") or "",
-            details=error.get("details") or "",
-        )
-    elif to == Run.Status.QUEUED:
-        run.queue(by=request.user)
-    else:
-        run.transition(to, by=request.user)
+    error = body.get("error") or {}
+    if not isinstance(error, dict):
+        raise InvalidValue("error must be an object with code, message and details", target="error")
+    run.request_status(body.get("status"), by=request.user, error=error, request_key=_request_key(request))
     return _run_response(request, run)
 
 
@@ -331,11 +342,13 @@ def run_heartbeat(request: Request, run_id: str) -> Response:
     return Response({"status": run.heartbeat()})
 
 
-@extend_schema(request=None, responses={200: RunSerializer, **schema.errors(403, 404, 409)})
+@extend_schema(
+    request=None, parameters=[IDEMPOTENCY_KEY], responses={200: RunSerializer, **schema.errors(400, 403, 404, 409)}
+)
 @api_view(["POST"])
 def run_cancel(request: Request, run_id: str) -> Response:
     run = _get_run(request, run_id, write=True)
-    run.request_cancel(by=request.user)
+    run.request_cancel(by=request.user, request_key=_request_key(request))
     return _run_response(request, run)
 
 
@@ -369,7 +382,8 @@ def run_properties(request: Request, run_id: str) -> Response:
 @extend_schema(
     methods=["POST"],
     request=schema.ChildrenCreate,
-    responses={201: RunSerializer(many=True), **schema.errors(400, 403, 404)},
+    parameters=[IDEMPOTENCY_KEY],
+    responses={201: RunSerializer(many=True), **schema.errors(400, 403, 404, 409)},
 )
 @api_view(["GET", "POST"])
 def run_children(request: Request, run_id: str) -> Response:
@@ -387,7 +401,7 @@ def run_children(request: Request, run_id: str) -> Response:
             children = Run.objects.filter(parent=parent)
         return _run_page(request, children, default_sort="created")
     specs = _child_specs(_body(request))
-    children = parent.experiment.create_runs(specs, by=request.user, parent=parent)
+    children = parent.experiment.create_runs(specs, by=request.user, parent=parent, request_key=_request_key(request))
     runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")
     return Response(RunSerializer(runs, many=True, context={"request": request}).data, status=201)
 
@@ -460,7 +474,7 @@ def run_metric_summaries(request: Request, run_id: str) -> Response:
 
 @extend_schema(
     request={"image/png": OpenApiTypes.BINARY},
-    parameters=[OpenApiParameter("name", str, required=True), OpenApiParameter("description", str)],
+    parameters=[OpenApiParameter("name", str, required=True), OpenApiParameter("description", str), IDEMPOTENCY_KEY],
     responses={201: RunFileSerializer, **schema.errors(400, 403, 404, 409)},
 )
 @api_view(["POST"])
@@ -471,6 +485,7 @@ def run_images(request: Request, run_id: str) -> Response:
         request.query_params.get("name", ""),
         request.stream or io.BytesIO(),
         description=request.query_params.get("description", ""),
+        request_key=_request_key(request),
     )
     return Response(RunFileSerializer(stored, context={"request": request}).data, status=status.HTTP_201_CREATED)
 

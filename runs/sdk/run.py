@@ -408,13 +408,13 @@ class Run:
     def upload_file(self, name: str, path_or_stream: str | os.PathLike[str] | IO[bytes]) -> dict[str, Any]:
         """Store a file with the run under ``name`` (such as ``outputs/model.pkl``), streamed."""
         name = _checked(normalize_file_path, name)
-        # Files are immutable: a PUT resent after a timeout could answer 409 for a stored file, so
-        # it is sent again only when it surely never arrived.
+        # Files are immutable, but the same bytes again are a no-op: a PUT sent again after a lost
+        # answer succeeds.
         url = self._path(f"files/{path_quote(name)}")
         if isinstance(path_or_stream, str | os.PathLike):
             with open(path_or_stream, "rb") as file:
-                return self._client.put(url, data=file, retry_unsent_only=True)
-        return self._client.put(url, data=path_or_stream, retry_unsent_only=True)
+                return self._client.put(url, data=file)
+        return self._client.put(url, data=path_or_stream)
 
     def upload_folder(self, name: str, path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         """Upload every file under the folder ``path`` to ``name/<relative path>``."""

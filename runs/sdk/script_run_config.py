@@ -67,7 +67,7 @@ class ScriptRunConfig:
             run = Run._from_details(experiment, details)
             try:
                 with archive.open("rb") as snapshot:
-                    client.put(run._path("snapshot/"), data=snapshot, retry_unsent_only=True)
+                    client.put(run._path("snapshot/"), data=snapshot)
                 run._details = client.post(run._path("status/"), {"status": "Queued"})
             except StudioException as error:  # the run would wait forever for its snapshot
                 with contextlib.suppress(StudioException):  # the studio may have ended it already
