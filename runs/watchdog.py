@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if ended := end_processes(marker, float(grace)):
         with contextlib.suppress(OSError):  # the runner's log may be a pipe nobody reads now
-            print(f"watchdog: the runner of {marker} is gone; ended {ended} processes it left", file=sys.stderr)
+            print(f"watchdog: ended {ended} processes left by run {marker}", file=sys.stderr)
     return 0
 
 
