@@ -15,6 +15,8 @@ postgres_answers() {
 }
 
 ensure_postgres() {
+  # pg_dump and pg_restore: manage.py backup and restore use them (and psql, below, comes with them).
+  command -v pg_dump >/dev/null || apt_install postgresql-client
   postgres_answers && return 0
   echo "PostgreSQL does not answer on 127.0.0.1:5432: installing and starting it"
   command -v pg_ctlcluster >/dev/null || apt_install postgresql
