@@ -360,7 +360,10 @@ def restore(path: Path, *, force: bool = False) -> Manifest:
     media_root = Path(settings.MEDIA_ROOT)
     if not path.is_file():
         raise BackupError(f"there is no backup file {path}")
-    with tarfile.open(path, "r:*") as archive, _staging(path.resolve().parent) as staging:
+    # Scratch space beside the database the backup goes into (the archive's folder may be read-only).
+    scratch = _sqlite_path().parent if vendor == "sqlite" else Path(settings.DATA_DIR)
+    scratch.mkdir(parents=True, exist_ok=True)  # SQLite on a new disk, say
+    with tarfile.open(path, "r:*") as archive, _staging(scratch) as staging:
         first = archive.next()
         if first is None or first.name != MANIFEST:
             raise BackupError(f"{path} is not a backup made by manage.py backup (it has no {MANIFEST} first)")
@@ -370,8 +373,6 @@ def restore(path: Path, *, force: bool = False) -> Manifest:
                 f"{path} is a backup of a {manifest.vendor} database and this studio's database is {vendor}; "
                 f"restore it into a studio on {manifest.vendor} (set or unset DATABASE_URL)"
             )
-        if vendor == "sqlite":
-            _sqlite_path().parent.mkdir(parents=True, exist_ok=True)  # a database on a new disk, say
         empty, holds = _database_is_empty()
         if not force and (not empty or not _media_is_empty(media_root)):
             where = holds if not empty else f"MEDIA_ROOT ({media_root})"
