@@ -219,6 +219,9 @@ STUDIO_MONITOR = envbool("STUDIO_MONITOR", "True")
 
 # Script runs: the largest snapshot (zipped source folder) a run may carry.
 SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_MB", "300") * 2**20
+# The largest API request bodies (runs/api/middleware.py): JSON, and a run's files and images.
+API_JSON_MAX_BYTES = envint("API_JSON_MAX_MB", "8") * 2**20
+RUN_FILE_MAX_BYTES = envint("RUN_FILE_MAX_MB", "5120") * 2**20
 
 # Compute targets: runs for them are sent to this broker (Redis), where `studio worker`s take them.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

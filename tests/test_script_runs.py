@@ -254,7 +254,7 @@ def test_bad_submissions_are_refused_and_leave_nothing_behind(
     assert RunModel.objects.count() == 0
     monkeypatch.delenv("STUDIO_SNAPSHOT_MAX_MB")
     settings.SNAPSHOT_MAX_BYTES = 10  # the server's own cap
-    with pytest.raises(sdk.UserErrorException, match="the snapshot is 0 MiB; the limit is 0 MiB"):
+    with pytest.raises(sdk.UserErrorException, match=r"a snapshot \(SNAPSHOT_MAX_MB\) may be at most 10 bytes"):
         exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="train.py"))
     (refused,) = RunModel.objects.all()
     assert (refused.status, refused.error_code) == (S.FAILED, "SubmitFailed")  # not left NotStarted

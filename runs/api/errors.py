@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,6 +29,19 @@ def error_body(
     return {"error": error}
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
+
+
+def too_large_body(size: int | None, limit: int, what: str) -> dict[str, Any]:
+    """The 413 answer's body: it names the limit, so a client knows what to send instead."""
+    got = f"the body is {size:,} bytes; " if size is not None else ""
+    return error_body("RequestTooLarge", f"{got}{what} may be at most {_size(limit)}", "body", {"limitBytes": limit})
+
+
 def _first_problem(detail: Any, path: str = "") -> tuple[str, str]:
     """The first (field path, message) in a DRF error detail, however nested."""
     if isinstance(detail, dict):
@@ -42,6 +57,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body(exc.code, exc.message, exc.target, exc.details), status=exc.status)
     if isinstance(exc, QueryError):
         return Response(error_body("InvalidQuery", str(exc), "q"), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):  # request.body past DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(too_large_body(None, limit, "a body (DATA_UPLOAD_MAX_MEMORY_SIZE)"), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     response = drf_exception_handler(exc, context)

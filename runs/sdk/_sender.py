@@ -177,6 +177,12 @@ class MetricSender:
                 client.request("POST", f"runs/{run_id}/metrics/", json=body, retry_unsent_only=False, retries=0)
                 return
             except StudioException as error:
+                if error.status_code == 413 and len(batch) > 1:
+                    # Past the server's body limit (API_JSON_MAX_MB), so none of it was stored: send halves.
+                    half = len(batch) // 2
+                    self._send(client, run_id, batch[:half])
+                    self._send(client, run_id, batch[half:])
+                    return
                 transient = isinstance(error, ServiceException) or error.status_code in RETRY_STATUSES
                 if not transient:
                     warnings.warn(

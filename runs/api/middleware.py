@@ -1,0 +1,50 @@
+"""Request body limits for the API, checked before a view reads a byte.
+
+Each operation takes bodies up to a limit (README, "Limits"): JSON bodies ``API_JSON_MAX_MB``, run files
+and images ``RUN_FILE_MAX_MB``, snapshots ``SNAPSHOT_MAX_MB``, log chunks ``LOG_CHUNK_MAX_BYTES``. A larger
+one is answered 413 with the usual JSON error body naming the limit. Django reads no more than the
+Content-Length a request declares, so checking that is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from runs.api.errors import too_large_body
+from runs.validation import LOG_CHUNK_MAX_BYTES
+
+
+def body_limit(url_name: str | None) -> tuple[int, str]:
+    """The largest body an API operation takes, and what it is called."""
+    if url_name == "api-run-snapshot":
+        return settings.SNAPSHOT_MAX_BYTES, "a snapshot (SNAPSHOT_MAX_MB)"
+    if url_name in ("api-run-file", "api-run-images"):
+        return settings.RUN_FILE_MAX_BYTES, "a run file (RUN_FILE_MAX_MB)"
+    if url_name == "api-run-log":
+        return LOG_CHUNK_MAX_BYTES, "a log chunk"
+    return settings.API_JSON_MAX_BYTES, "a JSON body (API_JSON_MAX_MB)"
+
+
+class BodyLimits:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+        url_name = request.resolver_match.url_name if request.resolver_match else None
+        if not (url_name or "").startswith("api-"):
+            return None
+        try:
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None  # Django reads such a body as empty
+        limit, what = body_limit(url_name)
+        if size <= limit:
+            return None
+        return JsonResponse(too_large_body(size, limit, what), status=413)
