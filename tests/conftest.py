@@ -3,7 +3,9 @@ charlie is a stranger to it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.contrib.auth.models import User
 
 from runs import sdk
 from runs.models import ApiToken, Experiment, Membership, Run, RunSpec, Workspace
+from tests.proxy import TCPProxy
 
 # The live server answers each keep-alive connection in a thread of its own; a persistent database
 # connection there would outlive the test run and keep PostgreSQL from dropping the test database.
@@ -134,3 +137,18 @@ def ws(live_server: Any, alice: User, workspace: Workspace) -> sdk.Workspace:
 @pytest.fixture
 def reader_ws(live_server: Any, bob: User, workspace: Workspace) -> sdk.Workspace:
     return sdk.Workspace("default", url=live_server.url, token=token_for(bob))
+
+
+@pytest.fixture
+def proxy(live_server: Any) -> Iterator[TCPProxy]:
+    """A real TCP proxy in front of the live server, to cut, slow or break its connections."""
+    address = urlsplit(live_server.url)
+    proxy = TCPProxy(address.hostname, address.port)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied_ws(proxy: TCPProxy, alice: User, workspace: Workspace) -> sdk.Workspace:
+    return sdk.Workspace("default", url=proxy.url, token=token_for(alice))

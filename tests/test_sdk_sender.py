@@ -9,9 +9,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,20 +19,6 @@ from runs.sdk import Experiment
 from runs.sdk._sender import MetricBufferWarning, MetricSender
 from tests.conftest import token_for
 from tests.proxy import TCPProxy
-
-
-@pytest.fixture
-def proxy(live_server: Any) -> Iterator[TCPProxy]:
-    address = urlsplit(live_server.url)
-    proxy = TCPProxy(address.hostname, address.port)
-    proxy.start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture
-def proxied_ws(proxy: TCPProxy, alice: Any, workspace: Any) -> sdk.Workspace:
-    return sdk.Workspace("default", url=proxy.url, token=token_for(alice))
 
 
 def steps_of(run_id: str, name: str) -> list[int]:

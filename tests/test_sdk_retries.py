@@ -1,0 +1,215 @@
+"""Every SDK call survives a broken connection: the answer lost to a reset, to a server restart or
+to a client timeout after the server did the work. Each fault is made by a real TCP proxy between
+the SDK and the live server, on the one request under test; the call must return normally and the
+server must hold what one call makes, no more."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from runs import sdk
+from runs.models import MetricPoint, Run, RunFile, RunStatusEvent, RunTag
+from tests.conftest import api_client, make_run
+from tests.proxy import TCPProxy
+
+# An answer lost after the server acted: the connection reset (RST), the server gone for a while
+# (port closed, connections cut), or the answer so late the client gave up waiting.
+FAULTS = ["reset", "restart", "timeout"]
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def break_next(proxy: TCPProxy, ws: sdk.Workspace, fault: str, match: str) -> None:
+    """Break the answer to the next request whose first line holds ``match``."""
+    if fault == "timeout":
+        ws._client.timeout = 0.5
+        proxy.fail_responses(1, "delay", seconds=1.5, match=match)
+    else:
+        proxy.fail_responses(1, fault, seconds=0.5, match=match)
+
+
+def events_of(run_id: str) -> list[tuple[str, str]]:
+    events = RunStatusEvent.objects.filter(run__run_id=run_id).order_by("id")
+    return list(events.values_list("from_status", "to_status"))
+
+
+@pytest.fixture
+def run(proxied_ws: sdk.Workspace) -> sdk.Run:
+    return sdk.Experiment(proxied_ws, "faults").start_logging()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_start_logging_makes_one_run(proxy: TCPProxy, proxied_ws: sdk.Workspace, fault: str) -> None:
+    experiment = sdk.Experiment(proxied_ws, "faults")
+    break_next(proxy, proxied_ws, fault, "POST /api/v1/workspaces/default/experiments/faults/runs/")
+    run = experiment.start_logging(display_name="once", tags={"a": "1"})
+    assert proxy.faults_done == 1
+    assert list(Run.objects.values_list("run_id", "display_name")) == [(run.id, "once")]
+    assert events_of(run.id) == [("NotStarted", "Running")]
+    assert list(RunTag.objects.values_list("key", "value")) == [("a", "1")]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_create_children_makes_each_child_once(
+    proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str
+) -> None:
+    break_next(proxy, proxied_ws, fault, f"POST /api/v1/runs/{run.id}/children/")
+    children = run.create_children(tag_key="lr", tag_values=["0.1", "0.01", "0.001"])
+    assert proxy.faults_done == 1
+    stored = list(Run.objects.filter(parent__run_id=run.id).order_by("number"))
+    assert [child.id for child in children] == [child.run_id for child in stored]
+    assert [child.get_tags() for child in stored] == [{"lr": "0.1"}, {"lr": "0.01"}, {"lr": "0.001"}]
+    child = run.child_run(name="one more")  # a later request with its own key makes a new child
+    assert Run.objects.filter(parent__run_id=run.id).count() == 4
+    assert child.display_name == "one more"
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_logged_points_are_stored_once(proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str) -> None:
+    break_next(proxy, proxied_ws, fault, f"POST /api/v1/runs/{run.id}/metrics/")
+    for step in range(50):
+        run.log("loss", float(step))
+    assert run.flush(timeout=30)
+    assert proxy.faults_done == 1
+    steps = MetricPoint.objects.filter(metric__run__run_id=run.id).order_by("id").values_list("step", flat=True)
+    assert list(steps) == list(range(50))
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_tags_are_written_once(proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str) -> None:
+    break_next(proxy, proxied_ws, fault, f"PATCH /api/v1/runs/{run.id}/tags/")
+    run.set_tags({"team": "vision", "note": None})
+    break_next(proxy, proxied_ws, fault, f"PATCH /api/v1/runs/{run.id}/tags/")
+    run.tag("team", "audio")
+    assert proxy.faults_done == 2
+    assert run.get_tags() == {"team": "audio", "note": None}
+    assert RunTag.objects.filter(run__run_id=run.id).count() == 2
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_cancel_cancels_once(proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str) -> None:
+    break_next(proxy, proxied_ws, fault, f"POST /api/v1/runs/{run.id}/cancel/")
+    run.cancel()
+    assert proxy.faults_done == 1
+    assert run.status == "Canceled"
+    assert events_of(run.id) == [("NotStarted", "Running"), ("Running", "Canceled")]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("end", ["complete", "fail"])
+def test_complete_and_fail_end_the_run_once(
+    proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str, end: str
+) -> None:
+    run.log("loss", 1.0)
+    break_next(proxy, proxied_ws, fault, f"POST /api/v1/runs/{run.id}/status/")
+    run.complete() if end == "complete" else run.fail(error_details="bad data")
+    assert proxy.faults_done == 1
+    ended = "Completed" if end == "complete" else "Failed"
+    assert run.status == ended
+    assert events_of(run.id) == [("NotStarted", "Running"), ("Running", ended)]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_upload_file_stores_one_file(
+    proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(os.urandom(300_000))
+    break_next(proxy, proxied_ws, fault, f"PUT /api/v1/runs/{run.id}/files/outputs/model.bin")
+    run.upload_file("outputs/model.bin", source)
+    assert proxy.faults_done == 1
+    (stored,) = RunFile.objects.filter(run__run_id=run.id)
+    assert stored.open().read() == source.read_bytes()
+    pk = Run.objects.get(run_id=run.id).pk
+    assert os.listdir(Path(settings.MEDIA_ROOT) / f"runs/{pk}/outputs") == ["model.bin"]  # no stray copy
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_log_image_stores_one_image_and_one_point(
+    proxy: TCPProxy, proxied_ws: sdk.Workspace, run: sdk.Run, fault: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "curve.png"
+    image.write_bytes(PNG)
+    break_next(proxy, proxied_ws, fault, f"POST /api/v1/runs/{run.id}/images/")
+    run.log_image("curve", path=image)
+    assert proxy.faults_done == 1
+    assert list(RunFile.objects.filter(run__run_id=run.id).values_list("path", flat=True)) == ["outputs/curve.png"]
+    assert run.get_metrics() == {"curve": "outputs/curve.png"}
+
+
+# --- the server's side: what a key makes idempotent, and what it does not ----------------------------------
+
+
+def keyed(api: Any, key: str) -> Callable[..., Any]:
+    def post(url: str, body: Any = None) -> Any:
+        return api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    return post
+
+
+def test_a_status_change_sent_again_with_its_key_changes_nothing(alice_api: Any, alice: Any, workspace: Any) -> None:
+    started = keyed(alice_api, "start-1")("/api/v1/workspaces/default/experiments/e/runs/", {"type": "interactive"})
+    again = keyed(alice_api, "start-1")("/api/v1/workspaces/default/experiments/e/runs/", {"type": "interactive"})
+    assert (started.status_code, again.status_code) == (201, 201)
+    run_id = started.json()["runId"]
+    assert again.json()["runId"] == run_id and Run.objects.count() == 1
+    done = keyed(alice_api, "done-1")(f"/api/v1/runs/{run_id}/status/", {"status": "Completed"})
+    done_again = keyed(alice_api, "done-1")(f"/api/v1/runs/{run_id}/status/", {"status": "Completed"})
+    assert (done.status_code, done_again.status_code) == (200, 200)
+    assert done_again.json()["status"] == "Completed"
+    # Another request (another key, or none) is still refused: the run has ended.
+    assert keyed(alice_api, "done-2")(f"/api/v1/runs/{run_id}/status/", {"status": "Completed"}).status_code == 409
+    assert alice_api.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 409
+    assert events_of(run_id) == [("NotStarted", "Running"), ("Running", "Completed")]
+
+
+def test_two_claims_of_a_queued_run_still_exclude_each_other(alice_api: Any, alice: Any, workspace: Any) -> None:
+    """Runners take a run with Queued -> Starting; a second runner, with its own key, must lose."""
+    run = make_run(workspace, alice, run_id="queued", type="script", status="Queued", script="train.py")
+    first = keyed(alice_api, "runner-a")(f"/api/v1/runs/{run.run_id}/status/", {"status": "Starting"})
+    first_again = keyed(alice_api, "runner-a")(f"/api/v1/runs/{run.run_id}/status/", {"status": "Starting"})
+    second = keyed(alice_api, "runner-b")(f"/api/v1/runs/{run.run_id}/status/", {"status": "Starting"})
+    assert (first.status_code, first_again.status_code, second.status_code) == (200, 200, 409)
+
+
+def test_a_key_is_not_answered_with_another_users_runs(alice_api: Any, workspace: Any, carol: Any) -> None:
+    url = "/api/v1/workspaces/default/experiments/e/runs/"
+    assert keyed(alice_api, "mine")(url, {}).status_code == 201
+    refused = keyed(api_client(carol), "mine")(url, {})
+    assert refused.status_code == 409 and refused.json()["error"]["target"] == "Idempotency-Key"
+    too_long = keyed(alice_api, "k" * 65)(url, {})
+    assert too_long.status_code == 400 and too_long.json()["error"]["target"] == "Idempotency-Key"
+
+
+def test_the_same_bytes_again_are_a_no_op_other_bytes_a_conflict(alice_api: Any, ws: sdk.Workspace) -> None:
+    run = sdk.Experiment(ws, "files").start_logging()
+    url = f"/api/v1/runs/{run.id}/files/outputs/a.txt"
+    put = lambda body: alice_api.generic("PUT", url, body, content_type="application/octet-stream")  # noqa: E731
+    assert [put(b"hello").status_code, put(b"hello").status_code] == [201, 201]
+    assert [put(b"hellO").status_code, put(b"hello!").status_code, put(b"hell").status_code] == [409, 409, 409]
+    assert RunFile.objects.get(run__run_id=run.id).open().read() == b"hello"
+
+
+def test_a_snapshot_sent_again_is_a_no_op(alice_api: Any, alice: Any, workspace: Any) -> None:
+    def zipped(text: str) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("train.py", text)
+        return buffer.getvalue()
+
+    run = make_run(workspace, alice, type="script", status="NotStarted", script="train.py")
+    url = f"/api/v1/runs/{run.run_id}/snapshot/"
+    put = lambda body: alice_api.generic("PUT", url, body, content_type="application/zip")  # noqa: E731
+    assert [put(zipped("print(1)")).status_code, put(zipped("print(1)")).status_code] == [201, 201]
+    assert put(zipped("print(2)")).status_code == 409
