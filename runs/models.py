@@ -889,7 +889,10 @@ class Run(models.Model):
         again gets the image the first one stored."""
         validate_label(name, "name")
         if request_key is not None and MetricBatch.objects.filter(run_id=self.pk, key=request_key).exists():
-            return self.files.get(path=wire.decode(self.metrics.get(name=name).last_value))
+            metric = self.metrics.filter(name=name, kind=Metric.Kind.IMAGE).first()
+            if stored := metric and self.files.filter(path=wire.decode(metric.last_value)).first():
+                return stored
+            raise Conflict("this Idempotency-Key was used for another request", target="Idempotency-Key")
         if self.is_ended:
             raise RunEnded(f"run {self.run_id} has ended ({self.status}); it takes no more metrics", target="run")
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
