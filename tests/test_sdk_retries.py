@@ -213,3 +213,14 @@ def test_a_snapshot_sent_again_is_a_no_op(alice_api: Any, alice: Any, workspace:
     put = lambda body: alice_api.generic("PUT", url, body, content_type="application/zip")  # noqa: E731
     assert [put(zipped("print(1)")).status_code, put(zipped("print(1)")).status_code] == [201, 201]
     assert put(zipped("print(2)")).status_code == 409
+
+
+def test_an_image_key_used_for_another_image_is_refused(alice_api: Any, alice: Any, workspace: Any) -> None:
+    run = make_run(workspace, alice)
+
+    def post(name: str) -> Any:
+        url = f"/api/v1/runs/{run.run_id}/images/?name={name}"
+        return alice_api.generic("POST", url, PNG, content_type="image/png", HTTP_IDEMPOTENCY_KEY="image-1")
+
+    assert [post("a").status_code, post("a").status_code, post("b").status_code] == [201, 201, 409]
+    assert list(RunFile.objects.filter(run=run).values_list("path", flat=True)) == ["outputs/a.png"]
