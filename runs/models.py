@@ -290,8 +290,9 @@ class Experiment(models.Model):
             validate_label(spec.target, "target")
             if spec.type not in Run.Type.values:
                 raise InvalidValue(f"type must be one of {', '.join(Run.Type.values)}", target="type")
-            if spec.type == Run.Type.SCRIPT:
-                _validate_script(spec)
+            if spec.type == Run.Type.SCRIPT and not spec.script:
+                raise InvalidValue("a script run needs its script", target="script")
+            _validate_script(spec)  # an interactive run's are stored too (PostgreSQL refused bad ones: a 500)
             _validate_tags(spec.tags or {})
             _validate_properties(spec.properties or {})
         self._check_targets({spec.target for spec in specs})
@@ -379,9 +380,8 @@ class Experiment(models.Model):
 
 
 def _validate_script(spec: RunSpec) -> None:
-    if not spec.script:
-        raise InvalidValue("a script run needs its script", target="script")
-    spec.script = normalize_file_path(spec.script)
+    if spec.script:
+        spec.script = normalize_file_path(spec.script)
     arguments = spec.arguments or []
     if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
         raise InvalidValue("arguments must be a list of strings", target="arguments")

@@ -84,7 +84,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "studio.middleware.VaryOnHtmx",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "runs.api.middleware.BodyLimits",  # 413 for an API body past its limit, before it is read
+    "runs.api.middleware.ApiRequestGuard",  # before an API view reads: body limits (413), NUL in names (400)
     "axes.middleware.AxesMiddleware",  # turns a refused login into the lockout page
 ]
 

@@ -160,3 +160,51 @@ def test_the_sdk_sends_a_metric_batch_past_the_limit_in_parts(ws: sdk.Workspace,
             run.flush()
     assert [str(w.message) for w in caught if issubclass(w.category, MetricBufferWarning)] == []
     assert run.get_metrics("note")["note"] == [f"{step:06d}" + "x" * 100 for step in range(3000)]
+
+
+# NUL in a name: PostgreSQL text cannot hold one, so each of these failed its query there (500).
+NUL_CASES = [
+    ("get", "runs/a%00b/", {}, "run_id"),
+    ("get", "workspaces/a%00b/runs/", {}, "workspace"),
+    ("get", "workspaces/default/experiments/a%00b/", {}, "name"),
+    ("get", "runs/{run}/files/", {"params": {"prefix": "a\x00b"}}, "prefix"),
+    ("get", "runs/{run}/metrics/", {"params": {"name": "a\x00b"}}, "name"),
+    ("get", "workspaces/default/runs/", {"params": {"q": "a\x00b"}}, "q"),
+    ("get", "workspaces/default/runs/", {"params": {"sort": "tags.a\x00b"}}, "sort"),
+    (
+        "post",
+        "workspaces/default/alerts/",
+        {"json": {"statuses": ["Failed"], "experiments": ["a\x00b"]}},
+        "experiments[0]",
+    ),
+    ("post", "workspaces/default/alerts/", {"json": {"statuses": ["Failed"], "members": ["a\x00b"]}}, "members[0]"),
+    ("post", "workspaces/default/members/", {"json": {"username": "a\x00b"}}, "username"),
+    ("post", "workspaces/default/experiments/exp/runs/", {"json": {"parentRunId": "a\x00b"}}, "parentRunId"),
+    ("patch", "runs/{run}/tags/", {"json": {"set": {"k\x00": "v"}}}, "set"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "target"), NUL_CASES)
+def test_it_refuses_nul_in_a_name_with_400(api: Any, run: Run, method: str, path: str, kwargs: Any, target: str):
+    r = api(method, path.format(run=run.run_id), **kwargs)
+    assert r.status_code == 400, r.text[:300]
+    error = r.json()["error"]
+    assert (error["code"], error["target"]) == ("InvalidValue", target)
+    assert "NUL" in error["message"]
+
+
+# Fields only script runs use were stored unchecked for interactive runs: PostgreSQL refused them (500).
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        ({"cancelGraceSeconds": 287880223383}, "cancelGraceSeconds"),
+        ({"cancelGraceSeconds": "soon"}, "cancelGraceSeconds"),
+        ({"script": "x" * 2000}, "path"),
+        ({"arguments": "--lr"}, "arguments"),
+    ],
+)
+def test_it_checks_an_interactive_runs_script_fields(api: Any, body: dict[str, Any], target: str):
+    r = api("post", "workspaces/default/experiments/exp/runs/", json=body)
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["error"]["target"] == target
+    assert not Run.objects.exists()

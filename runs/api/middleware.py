@@ -1,9 +1,11 @@
-"""Request body limits for the API, checked before a view reads a byte.
+"""Checks on API requests made before any view reads them.
 
-Each operation takes bodies up to a limit (README, "Limits"): JSON bodies ``API_JSON_MAX_MB``, run files
-and images ``RUN_FILE_MAX_MB``, snapshots ``SNAPSHOT_MAX_MB``, log chunks ``LOG_CHUNK_MAX_BYTES``. A larger
-one is answered 413 with the usual JSON error body naming the limit. Django reads no more than the
-Content-Length a request declares, so checking that is enough.
+- Each operation takes bodies up to a limit (README, "The REST API"): JSON bodies ``API_JSON_MAX_MB``, run
+  files and images ``RUN_FILE_MAX_MB``, snapshots ``SNAPSHOT_MAX_MB``, log chunks ``LOG_CHUNK_MAX_BYTES``. A
+  larger one is answered 413 with the usual JSON error body naming the limit, unread: Django reads no more
+  than the Content-Length a request declares, so checking that is enough.
+- PostgreSQL text cannot hold NUL, so one in a path or query parameter failed the lookup (a 500 there,
+  while SQLite answered 404). No name holds one: 400 naming the parameter. (Bodies: runs/api/parsers.py.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from runs.api.errors import too_large_body
+from runs.api.errors import error_body, too_large_body
 from runs.validation import LOG_CHUNK_MAX_BYTES
 
 
@@ -29,7 +31,17 @@ def body_limit(url_name: str | None) -> tuple[int, str]:
     return settings.API_JSON_MAX_BYTES, "a JSON body (API_JSON_MAX_MB)"
 
 
-class BodyLimits:
+def _nul_parameter(request: HttpRequest, kwargs: dict[str, Any]) -> str | None:
+    for name, value in kwargs.items():
+        if "\x00" in str(value):
+            return name
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            return name.replace("\x00", "")
+    return None
+
+
+class ApiRequestGuard:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
@@ -43,8 +55,11 @@ class BodyLimits:
         try:
             size = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return None  # Django reads such a body as empty
+            size = 0  # Django reads such a body as empty
         limit, what = body_limit(url_name)
-        if size <= limit:
-            return None
-        return JsonResponse(too_large_body(size, limit, what), status=413)
+        if size > limit:
+            return JsonResponse(too_large_body(size, limit, what), status=413)
+        if (name := _nul_parameter(request, kwargs)) is not None:
+            body = error_body("InvalidValue", f"{name} must not contain control characters (NUL)", name)
+            return JsonResponse(body, status=400)
+        return None
