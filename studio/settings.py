@@ -204,6 +204,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.Run.Status"},
+    # The errors every operation may answer (401, 404, 400, 413) are added in one place.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "runs.api.schema.add_common_errors"],
 }
 
 # Runs list pages: the default and the largest page an API client may ask for.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
@@ -40,6 +40,59 @@ Error = inline_serializer("Error", {"error": _ErrorDetail})
 
 def errors(*codes: int) -> dict[int, Any]:
     return dict.fromkeys(codes, Error)
+
+
+_COMMON_ERRORS = {
+    "401": "no API token, or one that is invalid or revoked",
+    "404": "nothing by that name, or nothing you can see",
+    "400": "a parameter or the body is not what the operation reads (a NUL character, malformed JSON, a bad field)",
+    "413": "the body is larger than the operation's limit, named in the message",
+}
+
+
+def add_common_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A postprocessing hook: the errors any operation may answer, whatever its view. Every one needs a
+    token (401); one with path parameters looks them up (404); one with parameters or a body reads them
+    (400, runs/api/middleware.py and parsers.py); one with a body has a size limit (413)."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            codes = ["401"]
+            locations = {parameter["in"] for parameter in operation.get("parameters", [])}
+            if "path" in locations:
+                codes.append("404")
+            if locations or "requestBody" in operation:
+                codes.append("400")
+            if "requestBody" in operation:
+                codes.append("413")
+            responses = operation["responses"]
+            for code in codes:
+                responses.setdefault(
+                    code,
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": _COMMON_ERRORS[code],
+                    },
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    return result
+
+
+class OmitNullsScheme(OpenApiSerializerExtension):
+    """Serializers that leave null values out (a run's details): a field that may be null is an optional
+    key instead, and never null."""
+
+    target_class = "runs.api.serializers._OmitNullsSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        optional = {name for name, field in schema["properties"].items() if field.pop("nullable", False)}
+        required = [name for name in schema.get("required", []) if name not in optional]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        return schema
 
 
 _STRING_MAP = OpenApiTypes.OBJECT

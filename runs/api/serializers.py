@@ -31,7 +31,7 @@ class _OmitNullsSerializer(serializers.Serializer):
 
 
 class RunSerializer(_OmitNullsSerializer):
-    """A run's details; keys whose value is null are left out."""
+    """A run's details; keys whose value is null are left out (the schema makes them optional)."""
 
     runId = serializers.CharField(source="run_id")
     runNumber = serializers.IntegerField(source="number")
@@ -41,12 +41,12 @@ class RunSerializer(_OmitNullsSerializer):
     status = serializers.CharField()
     type = serializers.CharField()
     target = serializers.CharField()
-    parentRunId = serializers.CharField(source="parent.run_id", default=None)
-    submittedBy = serializers.CharField(source="submitted_by.username", default=None)
+    parentRunId = serializers.CharField(source="parent.run_id", default=None, allow_null=True)
+    submittedBy = serializers.CharField(source="submitted_by.username", default=None, allow_null=True)
     createdUtc = serializers.DateTimeField(source="created_at")
-    startTimeUtc = serializers.DateTimeField(source="started_at")
-    endTimeUtc = serializers.DateTimeField(source="ended_at")
-    lastHeartbeatUtc = serializers.DateTimeField(source="last_heartbeat_at")
+    startTimeUtc = serializers.DateTimeField(source="started_at", allow_null=True)
+    endTimeUtc = serializers.DateTimeField(source="ended_at", allow_null=True)
+    lastHeartbeatUtc = serializers.DateTimeField(source="last_heartbeat_at", allow_null=True)
     script = serializers.SerializerMethodField()
     arguments = serializers.SerializerMethodField()
     cancelGraceSeconds = serializers.SerializerMethodField()
@@ -139,9 +139,12 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class ExperimentSerializer(serializers.ModelSerializer):
     workspace = serializers.CharField(source="workspace.name")
-    runCount = serializers.IntegerField(source="run_count", default=None)
-    statusCounts = serializers.DictField(source="status_counts", default=None)
-    lastRunUtc = serializers.DateTimeField(source="last_run_at", default=None)
+    # Counted for the list; null for one experiment on its own, and lastRunUtc for one without runs.
+    runCount = serializers.IntegerField(source="run_count", default=None, allow_null=True)
+    statusCounts = serializers.DictField(
+        child=serializers.IntegerField(), source="status_counts", default=None, allow_null=True
+    )
+    lastRunUtc = serializers.DateTimeField(source="last_run_at", default=None, allow_null=True)
 
     class Meta:
         model = Experiment
@@ -149,7 +152,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
 
 class RunStatusEventSerializer(serializers.ModelSerializer):
-    by = serializers.CharField(source="by.username", default=None)
+    by = serializers.CharField(source="by.username", default=None, allow_null=True)
 
     class Meta:
         model = RunStatusEvent
@@ -194,8 +197,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
     experiments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     members = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
     webhookUrl = serializers.CharField(source="webhook_url")
-    runId = serializers.CharField(source="run.run_id", default=None)
-    createdBy = serializers.CharField(source="created_by.username", default=None)
+    runId = serializers.CharField(source="run.run_id", default=None, allow_null=True)
+    createdBy = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     createdUtc = serializers.DateTimeField(source="created_at")
 
     class Meta:
@@ -211,7 +214,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     toStatus = serializers.CharField(source="event.to_status")
     createdUtc = serializers.DateTimeField(source="created_at")
     nextAttemptUtc = serializers.DateTimeField(source="next_attempt_at")
-    sentUtc = serializers.DateTimeField(source="sent_at")
+    sentUtc = serializers.DateTimeField(source="sent_at", allow_null=True)
     lastError = serializers.CharField(source="last_error")
 
     class Meta:

@@ -502,9 +502,7 @@ def run_files(request: Request, run_id: str) -> Response:
     return Response(sorted([*files, *logs], key=lambda item: item["path"]))
 
 
-@extend_schema(
-    methods=["GET"], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **schema.errors(404)}
-)
+@extend_schema(methods=["GET"], responses={(200, "*/*"): OpenApiTypes.BINARY, **schema.errors(404)})
 @extend_schema(
     methods=["PUT"], request=schema.BINARY, responses={201: RunFileSerializer, **schema.errors(400, 403, 404, 409)}
 )
@@ -529,7 +527,7 @@ def run_file(request: Request, run_id: str, path: str) -> Response | FileRespons
 @extend_schema(
     methods=["GET"],
     parameters=[OpenApiParameter("after", int, description="the byte offset to read from")],
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **schema.errors(404)},
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **schema.errors(400, 404)},
 )
 @extend_schema(
     methods=["POST"],
@@ -692,7 +690,7 @@ def delivery_list(request: Request, workspace: str) -> Response:
     return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
 
 
-@extend_schema(methods=["POST"], request=None, responses={201: AlertRuleSerializer, **schema.errors(400, 404)})
+@extend_schema(methods=["POST"], request=None, responses={201: AlertRuleSerializer, **schema.errors(400, 404, 409)})
 @extend_schema(methods=["DELETE"], responses={204: None, **schema.errors(404)})
 @api_view(["POST", "DELETE"])
 def run_watch(request: Request, run_id: str) -> Response:
