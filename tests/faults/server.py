@@ -92,9 +92,10 @@ class StudioServer:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the server exited: {self.log()}"
             try:
-                requests.get(f"{self.url}/accounts/login/", timeout=2)
+                # A worker's first request loads the whole studio: on a busy machine, seconds.
+                self.session().get(f"{self.url}/api/v1/workspaces/", timeout=30).raise_for_status()
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         raise AssertionError(f"the server did not answer within 60 s: {self.log()}")
 
