@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/studio
+# pytest-xdist workers: each has its own test database, live server, browser and Celery queue.
+TEST_WORKERS ?= 4
 
 .PHONY: run test lint check install install-dev clean
 
@@ -44,9 +46,9 @@ test: lint
 	scripts/ensure-browser.sh
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	@echo "== the suite on SQLite (the embedded default)"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 	@echo "== the suite on PostgreSQL ($(TEST_DATABASE_URL))"
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -q
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
