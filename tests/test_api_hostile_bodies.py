@@ -193,6 +193,23 @@ def test_it_refuses_nul_in_a_name_with_400(api: Any, run: Run, method: str, path
     assert "NUL" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/w/default/runs/{run}%00/", "run_id"),
+        ("/w/default/runs/{run}%00/metrics/", "run_id"),
+        ("/w/default/compare/?runs={run},a%00b", "runs"),
+        ("/w/default/runs/?q=a%00b", "q"),
+    ],
+)
+def test_the_studio_pages_refuse_nul_in_a_name_with_400(client: Any, alice: Any, run: Run, url: str, named: str):
+    """The pages look names up too: PostgreSQL failed the lookup (500) on the first three."""
+    client.force_login(alice)
+    r = client.get(url.format(run=run.run_id))
+    assert r.status_code == 400
+    assert f"{named} must not contain control characters (NUL)" in r.content.decode()
+
+
 # Fields only script runs use were stored unchecked for interactive runs: PostgreSQL refused them (500).
 @pytest.mark.parametrize(
     ("body", "target"),

@@ -5,7 +5,8 @@
   larger one is answered 413 with the usual JSON error body naming the limit, unread: Django reads no more
   than the Content-Length a request declares, so checking that is enough.
 - PostgreSQL text cannot hold NUL, so one in a path or query parameter failed the lookup (a 500 there,
-  while SQLite answered 404). No name holds one: 400 naming the parameter. (Bodies: runs/api/parsers.py.)
+  while SQLite answered 404), in the API and the studio's pages alike. No name holds one: 400 naming the
+  parameter. (Bodies: runs/api/parsers.py.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from runs.api.errors import error_body, too_large_body
 from runs.validation import LOG_CHUNK_MAX_BYTES
@@ -50,16 +51,19 @@ class ApiRequestGuard:
 
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
         url_name = request.resolver_match.url_name if request.resolver_match else None
-        if not (url_name or "").startswith("api-"):
-            return None
-        try:
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = 0  # Django reads such a body as empty
-        limit, what = body_limit(url_name)
-        if size > limit:
-            return JsonResponse(too_large_body(size, limit, what), status=413)
+        api = (url_name or "").startswith("api-")
+        if api:
+            try:
+                size = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                size = 0  # Django reads such a body as empty
+            limit, what = body_limit(url_name)
+            if size > limit:
+                return JsonResponse(too_large_body(size, limit, what), status=413)
+        # The studio's pages look names up too (a run id in the path, ?runs= to compare).
         if (name := _nul_parameter(request, kwargs)) is not None:
-            body = error_body("InvalidValue", f"{name} must not contain control characters (NUL)", name)
-            return JsonResponse(body, status=400)
+            message = f"{name} must not contain control characters (NUL)"
+            if api:
+                return JsonResponse(error_body("InvalidValue", message, name), status=400)
+            return HttpResponseBadRequest(f"{message}: remove it from the address.", content_type="text/plain")
         return None
