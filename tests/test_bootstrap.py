@@ -42,6 +42,17 @@ def test_it_sets_up_a_studio_once(db: Any, tmp_path: Path) -> None:
     assert admin.memberships.count() == 1
 
 
+def test_a_config_deep_in_the_file_system_names_its_token_in_what_fits(db: Any, tmp_path: Path) -> None:
+    """The token's name holds the config's path; a long one (PostgreSQL refused it past 100 characters
+    with a 500-like traceback) keeps its end."""
+    config = tmp_path / ("a-long-folder-name-" * 6) / ".studio" / "config.json"
+    bootstrap("--config", str(config), "--url", "http://127.0.0.1:8000")
+    (token,) = ApiToken.objects.all()
+    assert len(token.name) == 100
+    assert token.name.startswith("bootstrap (…") and token.name.endswith("a-long-folder-name-/.studio/config.json)")
+    assert ApiToken.objects.authenticate(json.loads(config.read_text())["token"]) == token
+
+
 def test_it_sets_a_given_password_and_replaces_a_stale_config(db: Any, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"url": "http://127.0.0.1:8000", "workspace": "default", "token": "rs_revoked"}))

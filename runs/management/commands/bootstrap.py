@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 workspace.add_member(user, Membership.Role.OWNER)
             token = self._existing_token(config_path, user, options["url"], workspace.name)
             if token is None:
-                _, token = ApiToken.objects.create_token(user, f"bootstrap ({config_path})")
+                _, token = ApiToken.objects.create_token(user, _token_name(config_path))
                 write_config(config_path, url=options["url"], token=token, workspace=workspace.name)
                 self.stdout.write(f"Wrote the SDK config {config_path} (workspace {workspace.name!r}).")
             else:
@@ -69,3 +69,12 @@ class Command(BaseCommand):
             return None
         found = ApiToken.objects.authenticate(token)
         return token if found is not None and found.user == user else None
+
+
+def _token_name(config_path: Path) -> str:
+    """ "bootstrap (<config path>)", shortened from the left to fit a token's name: the file's end of the
+    path is what tells one config from another."""
+    name, limit = f"bootstrap ({config_path})", ApiToken._meta.get_field("name").max_length
+    if len(name) <= limit:
+        return name
+    return f"bootstrap (…{str(config_path)[-(limit - len('bootstrap (…)')) :]})"
