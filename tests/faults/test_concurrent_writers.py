@@ -84,6 +84,7 @@ def test_twelve_concurrent_writers_get_no_errors(server: StudioServer) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
+    print(f"FIGURES writers={WRITERS} requests={sum(answered)} failed={len(failures)}")
     assert failures == [], f"{len(failures)} of {sum(answered)} requests failed; first: {failures[:5]}"
     assert sum(answered) == WRITERS * ROUNDS * 5
     runs = server.session().get(f"{server.url}/api/v1/workspaces/default/runs/?q=status%20%3D%20Completed", timeout=30)
