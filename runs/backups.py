@@ -236,13 +236,18 @@ def _restore_postgres(member: IO[bytes], staging: Path) -> None:
 # --- Archives -------------------------------------------------------------------------------------------
 
 
-def archive_path(path: Path) -> Path:
+def archive_path(path: str | Path) -> Path:
     """Where ``backup PATH`` writes: PATH itself (.tar, .tar.gz or .tgz), or a new timestamped
-    .tar.gz inside PATH when it is a folder."""
+    .tar.gz inside PATH when it is a folder (made if PATH ends with a slash, as in ``/backups/``)."""
+    if isinstance(path, str) and path.endswith(os.sep):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    path = Path(path)
     if path.is_dir():
         return path / f"studio-backup-{datetime.now(UTC):%Y%m%d-%H%M%S}.tar.gz"
     if not any(path.name.endswith(suffix) for suffix in SUFFIXES):
-        raise BackupError(f"{path}: give a folder, or a file name ending in .tar.gz, .tgz or .tar")
+        raise BackupError(
+            f"{path}: give a folder (end it with / to have it made), or a file name ending in .tar.gz, .tgz or .tar"
+        )
     return path
 
 
@@ -292,7 +297,7 @@ def _secret_key_file() -> Path | None:
     return path if not os.environ.get("SECRET_KEY") and path.exists() else None
 
 
-def backup(path: Path) -> tuple[Path, Manifest]:
+def backup(path: str | Path) -> tuple[Path, Manifest]:
     """Write a backup archive of the studio at ``path`` (see archive_path); returns where, and what it holds."""
     vendor = _vendor()
     target = archive_path(path).resolve()

@@ -235,6 +235,13 @@ def test_backup_refuses_a_name_that_is_not_an_archive(tmp_path: Path) -> None:
         call_command("backup", str(tmp_path / "studio.zip"))
 
 
+def test_backup_makes_a_folder_named_with_a_trailing_slash(transactional_db: Any, tmp_path: Path) -> None:
+    call_command("backup", f"{tmp_path / 'nightly'}/", stdout=io.StringIO())
+    (archive,) = (tmp_path / "nightly").iterdir()
+    assert archive.name.startswith("studio-backup-") and archive.name.endswith(".tar.gz")
+    assert tarfile.is_tarfile(archive)
+
+
 def test_backup_never_overwrites_a_file(tmp_path: Path) -> None:
     (tmp_path / "studio.tar.gz").write_bytes(b"an earlier backup")
     with pytest.raises(CommandError, match="exists; give a new name"):

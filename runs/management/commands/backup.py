@@ -4,7 +4,6 @@ folder to write a new timestamped studio-backup-*.tar.gz in. Restore with `manag
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,9 +15,11 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", type=Path, help="a folder, or an archive name ending in .tar.gz, .tgz or .tar")
+        parser.add_argument(
+            "path", help="a folder (made if the path ends with /), or an archive name ending in .tar.gz, .tgz or .tar"
+        )
 
-    def handle(self, *args: Any, path: Path, **options: Any) -> None:
+    def handle(self, *args: Any, path: str, **options: Any) -> None:
         try:
             written, manifest = backups.backup(path)
         except backups.BackupError as error:
