@@ -1305,72 +1305,7 @@ class RunFile(models.Model):
         return default_storage.open(self.storage_name, "rb")
 
 
-# --- Saved views --------------------------------------------------------------------------------------------
-
-
-class SavedViewQuerySet(models.QuerySet):
-    def visible_to(self, user: Any, workspace: Workspace) -> SavedViewQuerySet:
-        """A workspace's shared views and the user's own private ones (never another's private one)."""
-        return self.filter(workspace=workspace).filter(Q(shared=True) | Q(owner=user))
-
-
-class SavedView(models.Model):
-    """A named state of the runs table (query, columns, sort, child runs, runs picked for
-    comparing): private to its owner, or shared with the workspace, where Contributors and Owners
-    may change it."""
-
-    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="saved_views")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="saved_views")
-    name = models.CharField(max_length=100)
-    shared = models.BooleanField(default=False)
-    query = models.TextField(blank=True)
-    columns = models.JSONField(default=list, blank=True)  # JSON, not ArrayField: works on SQLite too
-    sort = models.CharField(max_length=500, blank=True)
-    include_children = models.BooleanField(default=False)
-    compare = models.JSONField(default=list, blank=True)  # run ids
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = SavedViewQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "owner", "name"], name="runs_savedview_unique_name"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def can_change(self, user: Any, role: str | None) -> bool:
-        """The owner always; for a shared view, any Contributor or Owner of the workspace."""
-        return self.owner_id == user.pk or (self.shared and role in Membership.WRITE_ROLES)
-
-    def as_params(self) -> dict[str, str]:
-        """The view as the runs table's URL parameters."""
-        params = {"q": self.query, "sort": self.sort, "cols": ",".join(self.columns), "compare": ",".join(self.compare)}
-        if self.include_children:
-            params["children"] = "1"
-        return {key: value for key, value in params.items() if value}
-
-    def take_state(self, params: Mapping[str, str], *, query: str | None = None) -> None:
-        """Copy the table's state (URL parameters, checked by the caller) into the view; ``query``,
-        when given, is the search text with the table's filters folded in."""
-        self.query = validate_text(params.get("q", "") if query is None else query, "q", max_length=4000)
-        self.sort = params.get("sort", "")
-        self.columns = [c for c in params.get("cols", "").split(",") if c]
-        self.include_children = bool(params.get("children"))
-        self.compare = [r for r in params.get("compare", "").split(",") if r][:50]
-
-
-class DefaultView(models.Model):
-    """The view a user's runs table opens with, per workspace."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
-    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
-    view = models.ForeignKey(SavedView, models.CASCADE, related_name="+")
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="runs_defaultview_unique_user")]
+# Saved views (SavedView, DefaultView) are the studio's: studio/models.py.
 
 
 def _wake_sender() -> None:

@@ -517,6 +517,22 @@ def _parse_sort_key(raw: str) -> tuple[bool, str, Field | None]:
     return descending, key, _field_of(token) if token.kind == "word" else None
 
 
+def _sort_error(key: str) -> QueryError:
+    return QueryError(
+        f"cannot sort by {key!r}; sort by {', '.join(SORT_FIELDS)}, metrics.<name>[.min|.max], "
+        "tags.<key> or properties.<key>"
+    )
+
+
+def check_sort(sort: str) -> None:
+    """Raise ``QueryError`` for a ``sort`` that ``apply_sort`` would refuse, without a queryset: a
+    saved view's sort is checked when it is saved, not when it is opened."""
+    for raw in _sort_keys(sort):
+        _, key, field = _parse_sort_key(raw)
+        if key not in SORT_FIELDS and (field is None or field.key is None):
+            raise _sort_error(key)
+
+
 def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
     """Order by comma-separated keys (``-created``, ``metrics.loss.min``, ``tags.team``), with
     the primary key last so that pages are stable. Runs missing a metric or tag sort last."""
@@ -540,10 +556,7 @@ def apply_sort(queryset: QuerySet, sort: str) -> QuerySet:
             queryset = queryset.annotate(**{alias: FilteredRelation(relation, condition=condition)})
             expression = F(f"{alias}__{column}")
         else:
-            raise QueryError(
-                f"cannot sort by {key!r}; sort by {', '.join(SORT_FIELDS)}, metrics.<name>[.min|.max], "
-                "tags.<key> or properties.<key>"
-            )
+            raise _sort_error(key)
         nulls_last = True if nullable else None
         ordering.append(expression.desc(nulls_last=nulls_last) if descending else expression.asc(nulls_last=nulls_last))
     if not ordering:

@@ -58,11 +58,15 @@ document.addEventListener("htmx:afterSettle", markShownColumns);
 
 // The state form's empty fields (the filters left at "any") stay out of the URL it pushes, so a
 // shared link says only what was chosen. (Without JavaScript the browser sends them all; the
-// server reads an empty field as no filter either way.)
+// server reads an empty field as no filter either way.) On a saved view, the fields the view sets
+// are sent even when emptied (data-view-keys): the URL's empty value clears the view's, where a
+// missing one would bring it back.
 document.addEventListener("htmx:configRequest", (event) => {
   if (event.detail.verb !== "get" || event.detail.elt.id !== "state-form") return;
   const form = event.detail.formData;
+  const viewKeys = new Set((event.detail.elt.dataset.viewKeys || "").split(" ").filter(Boolean));
   for (const name of new Set(form.keys())) {
+    if (viewKeys.has(name)) continue;
     if (form.getAll(name).every((value) => value === "")) form.delete(name);
   }
 });

@@ -30,20 +30,20 @@ from django_htmx.middleware import HtmxDetails
 
 from runs.api.errors import error_body, json_not_found
 from runs.models import (
-    DefaultView,
     Experiment,
     Membership,
     Metric,
     MetricPoint,
     Run,
-    SavedView,
     Snapshot,
     StudioError,
     Workspace,
 )
-from runs.query import QueryError, keys_by_last_value, quote, sorts_by_computed_value
+from runs.query import QueryError, keys_by_last_value, sorts_by_computed_value
 from runs.series import downsample
 from studio import tables
+from studio.models import DefaultView, SavedView
+from studio.run_list_state import FILTERS, RunListState, StateError, ViewNotFound, fields_of
 
 RUNS_PER_PAGE = 50
 
@@ -93,193 +93,204 @@ def experiment_list(request: HttpRequest, workspace: str) -> HttpResponse:
     return render(request, "studio/experiment_list.html", {"access": access, "experiments": experiments})
 
 
-class RunListForm(forms.Form):
-    """The runs table's state, all of it in the URL. The filter fields are written into the query
-    language (``filter_query``), so they filter exactly as the search bar, the API and the SDK do."""
-
-    q = forms.CharField(required=False, max_length=2000)
-    sort = forms.CharField(required=False, max_length=500)
-    cols = forms.CharField(required=False, max_length=2000)
-    children = forms.BooleanField(required=False)
-    page = forms.IntegerField(required=False, min_value=1)
-    status = forms.ChoiceField(required=False, choices=[("", "any status"), *Run.Status.choices])
-    experiment = forms.CharField(required=False, max_length=255)
-    target = forms.CharField(required=False, max_length=255)
-    user = forms.CharField(required=False, max_length=150)
-    created_from = forms.DateField(required=False)
-    created_to = forms.DateField(required=False)
-    tag = forms.CharField(required=False, max_length=500, help_text="key, or key=value")
-    prop = forms.CharField(required=False, max_length=500, help_text="key=value")
-    metric = forms.CharField(required=False, max_length=255)
-    metric_min = forms.FloatField(required=False)
-    metric_max = forms.FloatField(required=False)
-
-    FILTERS = ("status", "experiment", "target", "user", "created_from", "created_to", "tag", "prop",
-               "metric", "metric_min", "metric_max")  # fmt: skip
-
-    def clean_cols(self) -> list[tables.Column]:
-        try:
-            return tables.parse_columns(self.cleaned_data["cols"])
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
-
-    def filter_query(self) -> str:
-        """The search text and the filters, as one query."""
-        data = self.cleaned_data
-        terms: list[str] = []
-        exact = {"status": "status", "experiment": "experiment", "target": "target", "user": "submitted_by"}
-        for param, name in exact.items():
-            if data[param]:
-                terms.append(f"{name} = {quote(data[param])}")
-        if data["created_from"]:
-            terms.append(f"created >= {data['created_from'].isoformat()}")
-        if data["created_to"]:
-            terms.append(f"created <= {data['created_to'].isoformat()}")
-        for param, prefix in (("tag", "tags"), ("prop", "properties")):
-            key, sep, value = data[param].partition("=")
-            if key.strip():
-                terms.append(f"{prefix}.{quote(key.strip())}" + (f" = {quote(value.strip())}" if sep else ""))
-        if data["metric"]:
-            metric = f"metrics.{quote(data['metric'])}"
-            if data["metric_min"] is not None:
-                terms.append(f"{metric} >= {data['metric_min']!r}")
-            if data["metric_max"] is not None:
-                terms.append(f"{metric} <= {data['metric_max']!r}")
-            if data["metric_min"] is None and data["metric_max"] is None:
-                terms.append(metric)
-        if not terms:
-            return data["q"]
-        search = [f"({data['q']})"] if data["q"].strip() else []  # an "or" in it stays inside
-        return " and ".join([*search, *terms])
-
-
-STATE_PARAMS = ("q", "sort", "cols", "children", "compare", *RunListForm.FILTERS)
-
-
-def _resolve_view(request: HttpRequest, access: WorkspaceAccess) -> tuple[SavedView | None, QueryDict]:
-    """The table's state: a saved view's, overridden by what the URL says explicitly. With no view
-    and no state in the URL, the user's default view for the workspace, if any."""
-    params = request.GET.copy()
-    visible = SavedView.objects.visible_to(request.user, access.workspace)
-    view = None
-    if view_id := params.get("view"):
-        view = visible.filter(pk=view_id).first() if view_id.isdigit() else None
-        if view is None:
-            raise Http404("no such view")
-    elif not any(params.get(name) for name in (*STATE_PARAMS, "page")):
-        default = DefaultView.objects.filter(user=request.user, workspace=access.workspace, view__in=visible).first()
-        view = default.view if default else None
-    if view is not None:
-        for key, value in view.as_params().items():
-            params.setdefault(key, value)
-    return view, params
-
-
 @login_required
 @require_GET
 def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = None) -> HttpResponse:
     """All runs of a workspace (or of one experiment): search and filters in the query language,
-    sort by any column (metrics included), chosen columns, pages, saved views. htmx asks for the
-    table only (or, with ``column_choices``, for the column picker's options)."""
+    sort by any column (metrics included), chosen columns, pages, saved views; the state is
+    ``RunListState``'s. htmx asks for the table only (or, with ``column_choices``, for the column
+    picker's options)."""
     access = _get_workspace(request, workspace)
-    scoped_to = None
-    runs = Run.objects.filter(workspace=access.workspace)
-    if experiment is not None:
-        scoped_to = Experiment.objects.filter(workspace=access.workspace, name=experiment).first()
-        if scoped_to is None:
-            raise Http404(f"no experiment {experiment!r}")
-        runs = runs.filter(experiment=scoped_to)
+    scoped_to = _experiment_or_404(access, experiment)
     if "add" in request.GET:
         return _column_added(request)
-    choices = None
     # The picker's choices: its <select> asks for them when opened; without JavaScript, the page
     # comes with them. (A table asked for by htmx from such a page does not need them.)
+    choices = None
     if request.GET.get("column_choices") and (not request.htmx or request.htmx.target == "column-choices"):
-        # Visibility is checked again here, not only through the workspace: these are other
-        # runs' keys, and a key must never leak out of the workspaces the user belongs to.
-        visible = Run.objects.visible_to(request.user).filter(workspace=access.workspace)
-        choices = tables.column_choices(visible.filter(experiment=scoped_to) if scoped_to else visible)
+        choices = _column_choices(request, access, scoped_to)
         if request.htmx:
             return render(request, "studio/run_list.html#column-options", {"choices": choices})
-    view, params = _resolve_view(request, access)
-    form = RunListForm(params)
-    error, status = "", 200
-    columns = tables.parse_columns("")
-    page = None
-    flat = False
-    hidden_children = 0
-    if form.is_valid():
-        columns = form.cleaned_data["cols"]
+    try:
+        state = RunListState.from_request(request, access.workspace, request.user)
+    except ViewNotFound:
+        return _view_not_found(request, access)
+    except StateError as problem:
+        return _run_list_page(request, access, scoped_to, problem=problem, choices=choices)
+    return _run_list_page(request, access, scoped_to, state, choices=choices)
+
+
+def _experiment_or_404(access: WorkspaceAccess, name: str | None) -> Experiment | None:
+    if name is None:
+        return None
+    found = Experiment.objects.filter(workspace=access.workspace, name=name).first()
+    if found is None:
+        raise Http404(f"no experiment {name!r}")
+    return found
+
+
+def _column_choices(
+    request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None
+) -> list[tables.ChoiceGroup]:
+    # Visibility is checked again here, not only through the workspace: these are other runs'
+    # keys, and a key must never leak out of the workspaces the user belongs to.
+    visible = Run.objects.visible_to(request.user).filter(workspace=access.workspace)
+    return tables.column_choices(visible.filter(experiment=scoped_to) if scoped_to else visible)
+
+
+@dataclass
+class _Table:
+    """The runs a state shows: its page, and how it is drawn."""
+
+    page: Page | None = None
+    flat: bool = False
+    hidden_children: int = 0
+    child_counts: dict[int, int] = field(default_factory=dict)
+
+
+def _table_of(runs: QuerySet[Run], state: RunListState) -> _Table:
+    """The page of ``runs`` that ``state`` asks for. Searching with child runs included lists every
+    matching run at any depth, flat, each child marked with its parent; otherwise children are
+    nested under their parents."""
+    query = state.query()
+    filtered = bool(query.strip())
+    flat = filtered and state.children
+    listed = runs if flat else runs.filter(parent__isnull=True)
+    page = _page_of(listed.search(query), state.sort, state.columns, state.page, filtered=filtered)
+    table = _Table(page, flat)
+    if filtered and not flat and page.paginator.count == 0:
+        # Only when nothing is shown: one count, so that a search whose matches are all child runs
+        # does not look like one that matches nothing.
+        table.hidden_children = runs.filter(parent__isnull=False).search(query).count()
+    if state.children and not flat and len(page):
+        table.child_counts = Run.objects.child_counts(list(page))
+    return table
+
+
+def _run_list_page(
+    request: HtmxHttpRequest,
+    access: WorkspaceAccess,
+    scoped_to: Experiment | None,
+    state: RunListState | None = None,
+    *,
+    problem: StateError | None = None,
+    choices: list[tables.ChoiceGroup] | None = None,
+    refused: str = "",
+) -> HttpResponse:
+    """The runs page (or its table, for htmx) for a ``state``, or for one that did not hold
+    (``problem``), whose form controls then keep what was asked for so that it can be mended.
+    ``refused``: the page answers a view that was not saved (400), and says why."""
+    runs = Run.objects.filter(workspace=access.workspace)
+    if scoped_to is not None:
+        runs = runs.filter(experiment=scoped_to)
+    table, error, status = _Table(), "", 200
+    if state is not None:
         try:
-            query, sort = form.filter_query(), form.cleaned_data["sort"]
-            filtered = bool(query.strip())
-            # Searching with child runs included lists every matching run at any depth, flat, each
-            # child marked with its parent; otherwise children are nested under their parents.
-            flat = filtered and form.cleaned_data["children"]
-            listed = runs if flat else runs.filter(parent__isnull=True)
-            page = _page_of(listed.search(query), sort, columns, form.cleaned_data["page"], filtered=filtered)
-            if filtered and not flat and page.paginator.count == 0:
-                # Only when nothing is shown: one count, so that a search whose matches are all
-                # child runs does not look like one that matches nothing.
-                hidden_children = runs.filter(parent__isnull=False).search(query).count()
-        except QueryError as problem:
-            error, status = _state_error(request, view, ["q"], str(problem))
+            table = _table_of(runs, state)
+        except QueryError as found:  # what parsing alone could not tell
+            problem = StateError({"q": str(found)})
+    view = state.view if state is not None else getattr(problem, "view", None)
+    if problem is not None:
+        error, status = str(problem), 400
+        if refused:
+            error = f"{refused}: {problem}"
+        elif getattr(problem, "from_view", False):
+            # What a saved view holds (a query written before the language changed, a column since
+            # gone) is not the reader's mistake: its page opens and says how to mend the view.
+            error, status = (
+                f"The view “{view.name}” no longer works as saved: {problem}. Change it here, then update the view.",
+                200,
+            )
+        fields = fields_of(getattr(problem, "params", None) or request.POST or request.GET)
+        try:
+            columns = tables.parse_columns(fields["cols"])
+        except ValueError:
+            columns = tables.parse_columns("")
+        hidden = [
+            (name, value)
+            for name, value in fields.items()
+            for value in (sorted(value) if isinstance(value, set) else [value])
+            if value
+        ]
     else:
-        message = "; ".join(e for errors in form.errors.values() for e in errors)
-        error, status = _state_error(request, view, list(form.errors), message)
-    shown = list(page) if page else []
-    child_counts: dict[int, int] = {}
-    if shown and form.is_valid() and form.cleaned_data["children"] and not flat:
-        child_counts = Run.objects.child_counts(shown)
-    compare = [r for r in params.get("compare", "").split(",") if r]
-    drawn = tables.Rows(access.workspace.name, columns, compare=frozenset(compare), flat=flat)
-    views = SavedView.objects.visible_to(request.user, access.workspace).select_related("owner")
-    members = Membership.objects.filter(workspace=access.workspace).select_related("user").order_by("user__username")
-    default = DefaultView.objects.filter(user=request.user, workspace=access.workspace).first()
+        fields, columns = state.fields(), state.columns
+        hidden = [
+            (name, v)
+            for name, value in state.to_params().items()
+            for v in (value if isinstance(value, list) else [value])
+        ]
+    shown = list(table.page) if table.page else []
+    compare = [r for r in fields["compare"].split(",") if r]
+    drawn = tables.Rows(access.workspace.name, columns, compare=frozenset(compare), flat=table.flat)
+    # Links change one thing in the URL; a default view (not in the URL) is named in them, so that
+    # the next page or a moved column stays on it.
+    links = request.GET.copy()
+    if view is not None and not links.get("view"):
+        links["view"] = str(view.pk)
+    list_url = reverse("experiment_runs", args=[access.workspace.name, scoped_to.name]) if scoped_to else None
     context: dict[str, Any] = {
         "access": access,
         "experiment": scoped_to,
-        "form": form,
-        "state": {name: params.get(name, "") for name in STATE_PARAMS},
+        # Where the table's links and forms go: a page answering a view form's POST is still the list's.
+        "list_url": (list_url := list_url or reverse("run_list", args=[access.workspace.name])),
+        "link_prefix": "" if request.path == list_url else list_url,  # links are relative to the list
+        "fields": fields,
+        "hidden_state": hidden,
+        "links": links,
         "columns": columns,
         "column_keys": ",".join(c.key for c in columns),
         "column_edits": tables.column_edits(columns),
         "shown_keys": [c.key for c in columns],
         "choices": choices or [tables.plain_choices()],
         "choices_loaded": choices is not None,
-        "rows": [drawn.html(run, child_counts.get(run.pk, 0)) for run in shown],
-        "page": page,
-        "flat": flat,
-        "hidden_children": hidden_children,
+        "rows": [drawn.html(run, table.child_counts.get(run.pk, 0)) for run in shown],
+        "page": table.page,
+        "flat": table.flat,
+        "hidden_children": table.hidden_children,
         # The table polls for the badges of its live runs (if it shows their badges).
         "live_runs": [run.run_id for run in shown if not run.is_ended] if _shows_status(columns) else [],
         "poll_seconds": LIST_POLL_SECONDS,
         "error": error,
-        "views": views,
         "view": view,
+        "save_name": request.POST.get("name", "") if refused else "",
+    }
+    template = "studio/run_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#runs-table"
+    else:
+        context.update(_page_context(request, access, view, fields))
+    return render(request, template, context, status=status)
+
+
+def _page_context(
+    request: HttpRequest, access: WorkspaceAccess, view: SavedView | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """What the whole page shows around the table: the views, and the filter controls' choices."""
+    members = Membership.objects.filter(workspace=access.workspace).select_related("user").order_by("user__username")
+    default_id = (
+        DefaultView.objects.filter(user=request.user, workspace=access.workspace)
+        .values_list("view_id", flat=True)
+        .first()
+    )
+    return {
+        "views": SavedView.objects.visible_to(request.user, access.workspace).select_related("owner", "changed_by"),
         "can_change_view": view is not None and view.can_change(request.user, access.role),
-        "default_view_id": default.view_id if default else None,
-        "compare": compare,
+        "default_view_id": default_id,
+        # The keys the view sets: the state form sends them even when emptied, so that an emptied
+        # field clears the view's value instead of bringing it back.
+        "view_keys": " ".join(view.params) if view is not None else "",
         "experiments": Experiment.objects.filter(workspace=access.workspace)
         .order_by("name")
         .values_list("name", flat=True),
         "members": [m.user.username for m in members],
         "statuses": Run.Status.values,
-        "filtering": any(params.get(name) for name in RunListForm.FILTERS),
+        "filtering": any(fields[name] for name in FILTERS),
     }
-    template = "studio/run_list.html"
-    if request.htmx and not request.htmx.boosted:
-        template += "#runs-table"
-    return render(request, template, context, status=status)
 
 
-def _state_error(request: HttpRequest, view: SavedView | None, fields: list[str], message: str) -> tuple[str, int]:
-    """The message and status for a table state that does not hold. What the URL asked for is bad
-    input (400); what a saved view holds (a query written before the language changed, a column since
-    gone) is not the reader's mistake, so its page opens (200) and says how to mend the view."""
-    if view is not None and not any(request.GET.get(field) for field in fields):
-        return f"The view “{view.name}” no longer works as saved: {message}. Change it here, then update the view.", 200
-    return message, 400
+def _view_not_found(request: HttpRequest, access: WorkspaceAccess) -> HttpResponse:
+    """A view link that leads nowhere (deleted, or another's private view): a page that says so."""
+    return render(request, "studio/view_not_found.html", {"access": access}, status=404)
 
 
 # How often the runs table asks for the badges of its runs that are still alive (one request for
@@ -371,12 +382,6 @@ class SaveViewForm(forms.Form):
     shared = forms.BooleanField(required=False)
 
 
-def _query_of(params: QueryDict) -> str:
-    """The search text with the filters folded in, as a saved view keeps it."""
-    form = RunListForm(params)
-    return form.filter_query() if form.is_valid() else params.get("q", "")
-
-
 def _view_for_change(request: HttpRequest, access: WorkspaceAccess, view_id: int) -> SavedView:
     view = SavedView.objects.visible_to(request.user, access.workspace).filter(pk=view_id).first()
     if view is None:
@@ -391,63 +396,103 @@ def _to_view(access: WorkspaceAccess, view: SavedView | None) -> HttpResponse:
     return redirect(f"{url}?view={view.pk}" if view else url)
 
 
+def _to_state(access: WorkspaceAccess, state: RunListState) -> HttpResponse:
+    """Back to the table as it was (search, columns, sort, filters), when a view was not saved."""
+    url = reverse("run_list", args=[access.workspace.name])
+    return redirect(f"{url}?{state.urlencode()}" if state.to_params() else f"{url}?q=")
+
+
+def _posted_state(request: HttpRequest, access: WorkspaceAccess, name: str) -> RunListState | HttpResponse:
+    """The table's state sent with a view form, or the page refusing it (400): a view is checked
+    with the same function as a URL, when it is saved, so that a bad one is never stored."""
+    try:
+        return RunListState.from_params(request.POST)
+    except StateError as problem:
+        return _run_list_page(request, access, None, problem=problem, refused=f"The view “{name}” was not saved")
+
+
 @login_required
 @require_POST
 def view_save(request: HttpRequest, workspace: str) -> HttpResponse:
     """Save the table's current state (sent with the form) as a new view."""
     access = _get_workspace(request, workspace)
     form = SaveViewForm(request.POST)
+    state = _posted_state(request, access, request.POST.get("name", "").strip())
+    if isinstance(state, HttpResponse):
+        return state
     if not form.is_valid():
         messages.error(request, "A view needs a name of at most 100 characters.")
-        return _to_view(access, None)
+        return _to_state(access, state)
     if form.cleaned_data["shared"] and not access.can_write:
         raise PermissionDenied("sharing a view needs Contributor or Owner")
-    view = SavedView(workspace=access.workspace, owner=request.user, **form.cleaned_data)
-    view.take_state(request.POST, query=_query_of(request.POST))
+    view = SavedView(
+        workspace=access.workspace, owner=request.user, changed_by=request.user, params=state.to_params(),
+        **form.cleaned_data,
+    )  # fmt: skip
     try:
         with transaction.atomic():
             view.save()
     except IntegrityError:
-        messages.error(request, f"You already have a view named {view.name!r}.")
-        return _to_view(access, None)
-    messages.success(request, f"Saved the view {view.name!r}{' (shared with the workspace)' if view.shared else ''}.")
+        messages.error(request, f"You already have a view named “{view.name}”: choose another name.")
+        return _to_state(access, state)
+    messages.success(request, f"Saved the view “{view.name}”{' (shared with the workspace)' if view.shared else ''}.")
     return _to_view(access, view)
+
+
+VIEW_ACTIONS = ("update", "rename", "share", "unshare", "delete", "default")
 
 
 @login_required
 @require_POST
 def view_change(request: HttpRequest, workspace: str, view_id: int, action: str) -> HttpResponse:
-    """update (take the current state), rename, share/unshare, delete, or make it my default."""
+    """update (take the current state), rename, share/unshare, delete, or make it my default; each
+    says what it did."""
     access = _get_workspace(request, workspace)
-    if action not in ("update", "rename", "delete", "default"):
+    if action not in VIEW_ACTIONS:
         raise Http404(f"no view action {action!r}")
     if action == "default":
         view = SavedView.objects.visible_to(request.user, access.workspace).filter(pk=view_id).first()
         if view is None:
             raise Http404("no such view")
         DefaultView.objects.update_or_create(user=request.user, workspace=access.workspace, defaults={"view": view})
-        messages.success(request, f"{view.name!r} now opens when you open All runs.")
+        messages.success(request, f"“{view.name}” now opens when you open All runs.")
         return _to_view(access, view)
     view = _view_for_change(request, access, view_id)
+    if action == "delete":
+        name = view.name
+        view.delete()
+        messages.success(request, f"Deleted the view “{name}”.")
+        return _to_view(access, None)
+    view.changed_by = request.user
     if action == "update":
-        view.take_state(request.POST, query=_query_of(request.POST))
+        state = _posted_state(request, access, view.name)
+        if isinstance(state, HttpResponse):
+            return state
+        view.params = state.to_params()
         view.save()
+        messages.success(request, f"Updated the view “{view.name}” to what is shown.")
     elif action == "rename":
         form = SaveViewForm(request.POST)
         if not form.is_valid():
             messages.error(request, "A view needs a name of at most 100 characters.")
             return _to_view(access, view)
-        view.name = form.cleaned_data["name"]
+        old, view.name = view.name, form.cleaned_data["name"]
         try:
             with transaction.atomic():
-                view.save(update_fields=["name", "updated_at"])
+                view.save(update_fields=["name", "changed_by", "updated_at"])
         except IntegrityError:
-            messages.error(request, f"There is already a view named {view.name!r}.")
-    elif action == "delete":
-        name = view.name
-        view.delete()
-        messages.success(request, f"Deleted the view {name!r}.")
-        return _to_view(access, None)
+            messages.error(request, f"There is already a view named “{view.name}”; “{old}” keeps its name.")
+        else:
+            messages.success(request, f"Renamed the view “{old}” to “{view.name}”.")
+    else:  # share, unshare
+        if view.owner_id != request.user.pk or (action == "share" and not access.can_write):
+            raise PermissionDenied("a view is shared by its owner, a Contributor or Owner of the workspace")
+        view.shared = action == "share"
+        view.save(update_fields=["shared", "changed_by", "updated_at"])
+        if view.shared:
+            messages.success(request, f"Shared the view “{view.name}” with the workspace.")
+        else:
+            messages.success(request, f"The view “{view.name}” is private now: only you see it.")
     return _to_view(access, view)
 
 

@@ -14,8 +14,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertNotContains
 
-from runs.models import Run, RunSpec, SavedView
+from runs.models import Run, RunSpec
 from studio import tables
+from studio.models import SavedView
 from tests.conftest import make_run
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +207,7 @@ def test_a_saved_view_keeps_the_picked_columns(client: Client, runs: list[Run], 
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', state))
     client.post("/w/default/views/", {**fields, "name": "Losses"})
     view = SavedView.objects.get(name="Losses")
-    assert view.columns == ["name", "status", "metrics.loss.min"]
+    assert view.params["cols"] == "name,status,metrics.loss.min"
     page = client.get(f"/w/default/runs/?view={view.pk}")
     assertContains(page, '<td class="col-metricslossmin">0.3</td>', html=True)
     # The picker works on top of a view: its links keep the view, and change only the columns.

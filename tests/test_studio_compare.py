@@ -78,7 +78,7 @@ def test_compare_explains_itself_without_runs_and_caps_the_count(client: Client,
 
 
 def test_runs_picked_for_comparing_go_into_a_saved_view(client: Client, pair: list[Run], alice: Any) -> None:
-    from runs.models import SavedView
+    from studio.models import SavedView
 
     client.force_login(alice)
     ids = ",".join(r.run_id for r in pair)

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from runs.models import DefaultView, Membership, Run, SavedView
+from runs.models import Membership, Run
+from studio.models import DefaultView, SavedView
 from tests.conftest import make_run
 
 pytestmark = pytest.mark.django_db
@@ -37,8 +38,9 @@ def test_a_saved_view_restores_the_state(client: Client, runs: None, alice: Any)
     response = save(as_user(client, alice), "Vision")
     view = SavedView.objects.get(name="Vision")
     assert response["Location"] == f"/w/default/runs/?view={view.pk}"
-    assert (view.query, view.columns, view.sort, view.owner, view.shared) == (
-        "tags.team = vision", ["name", "status", "tags.team"], "-created", alice, False
+    # The URL's state as it was, empty parameters left out.
+    assert (view.params, view.owner, view.shared) == (
+        {"q": "tags.team = vision", "sort": "-created", "cols": "name,status,tags.team"}, alice, False
     )  # fmt: skip
     page = client.get(f"/w/default/runs/?view={view.pk}")
     assertContains(page, "vision run")
@@ -76,7 +78,7 @@ def test_shared_views_are_changed_by_contributors_and_owners_only(
     as_user(client, carol).post(f"{base}/update/", {**STATE, "q": "tags.team = nlp"})
     client.post(f"{base}/rename/", {"name": "NLP"})
     view.refresh_from_db()
-    assert (view.name, view.query) == ("NLP", "tags.team = nlp")
+    assert (view.name, view.params["q"]) == ("NLP", "tags.team = nlp")
     client.post(f"{base}/delete/")
     assert not SavedView.objects.filter(pk=view.pk).exists()
 
@@ -127,8 +129,8 @@ def test_the_share_link_opens_the_view(client: Client, runs: None, alice: Any) -
 @pytest.mark.parametrize(
     ("stored", "typed_state"),
     [
-        ({"query": "tags.team = (vision"}, "q=tags.team+%3D+%28"),
-        ({"columns": ["name", "no_such_column"]}, "cols=name,bogus"),
+        ({"params": {"q": "tags.team = (vision"}}, "q=tags.team+%3D+%28"),
+        ({"params": {"cols": "name,no_such_column"}}, "cols=name,bogus"),
     ],
     ids=["query", "column"],
 )

@@ -12,7 +12,8 @@ from typing import Any
 from playwright.sync_api import Browser, expect
 
 from runs import sdk
-from runs.models import Run, SavedView
+from runs.models import Run
+from studio.models import SavedView
 from tests.conftest import make_run
 
 

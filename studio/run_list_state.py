@@ -1,0 +1,329 @@
+"""The runs table's state: the one place that reads it from a URL (or a saved view) and writes it back.
+
+Everything the table shows is in the URL (``?q=...&sort=...&cols=...&status=Failed&status=Canceled``),
+as in Django admin's ``ChangeList``; a saved view stores the same parameters (``to_params()``), so a
+view round-trips exactly, filter controls included, and is checked with the same function
+(``from_params``) when it is saved as when it is opened. The filter controls and the search text are
+one query in the run query language (``query()``, ``runs/query.py``), so they filter exactly as the
+search bar, the API and the SDK do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import QueryDict
+
+from runs import query as run_query
+from runs.models import Run
+from runs.query import QueryError, quote
+from studio import tables
+
+# The table's state parameters, in the order the URL and a saved view write them. ``page`` and
+# ``view`` are not state: a page number is where one is, and a view is where the state came from.
+TEXT_PARAMS = ("q", "sort", "cols", "target", "user", "tag", "prop", "metric")
+LIST_PARAMS = ("status", "experiment")  # multi-select: ?status=Failed&status=Canceled
+PARAMS = ("q", "sort", "cols", "children", "compare", "status", "experiment", "target", "user",
+          "created_from", "created_to", "tag", "prop", "metric", "metric_min", "metric_max")  # fmt: skip
+FILTERS = PARAMS[5:]
+MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "target": 255, "user": 150, "tag": 500, "prop": 500,
+               "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
+COMPARE_MAX = 50
+FALSE_WORDS = ("", "0", "false", "off", "no")
+
+Params = Mapping[str, Any]  # a QueryDict, or a saved view's dict of str and list values
+
+
+class StateError(ValueError):
+    """A state that does not hold, with a message per bad field (``errors``: parameter -> message)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+class ViewNotFound(LookupError):
+    """``?view=`` names a view the user cannot see: never saved, deleted, or another's private one."""
+
+
+def _values(params: Params, name: str) -> list[str]:
+    """A parameter's values, blank ones dropped: here, and only here, an empty value is the same as
+    an absent one."""
+    if isinstance(params, QueryDict):
+        values = params.getlist(name)
+    else:
+        value = params.get(name)
+        values = value if isinstance(value, list | tuple) else [] if value is None else [value]
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _one(params: Params, name: str) -> str:
+    values = _values(params, name)
+    return values[-1] if values else ""
+
+
+@dataclass(frozen=True)
+class RunListState:
+    """What the runs table shows: search text, sort, columns, child runs, runs picked for comparing,
+    and the filter controls. Build it with ``from_params`` or ``from_request``; it is always valid."""
+
+    q: str = ""
+    sort: str = ""
+    cols: tuple[str, ...] = ()  # as chosen; none: the default columns
+    children: bool = False
+    compare: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    experiment: tuple[str, ...] = ()
+    target: str = ""
+    user: str = ""
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+    tag: str = ""
+    prop: str = ""
+    metric: str = ""
+    metric_min: float | None = None
+    metric_max: float | None = None
+    page: int | None = None
+    view: Any = dataclasses.field(default=None, compare=False)  # the SavedView it came from, if any
+    from_view: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)  # params the view gave
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, params: Params) -> RunListState:
+        """The state of ``params`` (a URL's, a form's or a saved view's); raises ``StateError`` with a
+        message for each bad field. Parameters that are not state (``name``, ``csrfmiddlewaretoken``)
+        are ignored."""
+        errors: dict[str, str] = {}
+        found: dict[str, Any] = {}
+        for name in TEXT_PARAMS:
+            found[name] = _one(params, name)
+        for name, limit in MAX_LENGTHS.items():
+            if any(len(value) > limit for value in _values(params, name)):
+                errors[name] = f"at most {limit} characters"
+        found["children"] = _one(params, "children").lower() not in FALSE_WORDS
+        found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
+        if len(found["compare"]) > COMPARE_MAX:
+            errors["compare"] = f"at most {COMPARE_MAX} runs are compared"
+        found["experiment"] = tuple(dict.fromkeys(_values(params, "experiment")))
+        statuses = []
+        for value in _values(params, "status"):
+            status = next((s for s in Run.Status.values if s.lower() == value.lower()), None)
+            if status is None:
+                errors["status"] = f"Select a valid choice: {value!r} is not a status ({', '.join(Run.Status.values)})"
+            else:
+                statuses.append(status)
+        found["status"] = tuple(dict.fromkeys(statuses))
+        for name in ("created_from", "created_to"):
+            found[name] = _date(params, name, errors)
+        for name in ("metric_min", "metric_max"):
+            found[name] = _number(params, name, errors)
+        for name in ("page",):
+            value = _one(params, name)
+            found[name] = int(value) if value.isdigit() and int(value) >= 1 else None
+            if value and found[name] is None:
+                errors[name] = "a page number is a whole number from 1"
+        if "cols" not in errors:
+            try:
+                tables.parse_columns(found["cols"])
+            except ValueError as error:
+                errors["cols"] = str(error)
+        found["cols"] = tuple(dict.fromkeys(k.strip() for k in found["cols"].split(",") if k.strip()))
+        if "sort" not in errors:
+            try:
+                run_query.check_sort(found["sort"])
+            except QueryError as error:
+                errors["sort"] = str(error)
+        if "q" not in errors:
+            try:
+                _check_query(found["q"])
+            except QueryError as error:
+                errors["q"] = str(error)
+        _check_ranges(found, errors)
+        if errors:
+            raise StateError(errors)
+        return cls(**found)
+
+    @classmethod
+    def from_request(cls, request: Any, workspace: Any, user: Any) -> RunListState:
+        """The state of a runs page: the URL's, over the view it names (``?view=``) or, when the URL
+        says nothing about the state at all, over the user's default view for the workspace. A
+        parameter in the URL wins over the view's even when it is empty (``?q=`` clears the view's
+        search). Raises ``ViewNotFound``, or ``StateError`` (with ``from_view`` set on it when every
+        bad field came from the view, not from the URL)."""
+        from studio.models import DefaultView, SavedView
+
+        params = request.GET
+        visible = SavedView.objects.visible_to(user, workspace)
+        view = None
+        if view_id := params.get("view", "").strip():
+            view = visible.filter(pk=view_id).first() if view_id.isdigit() else None
+            if view is None:
+                raise ViewNotFound(view_id)
+        elif "view" not in params and not any(name in params for name in PARAMS):
+            default = DefaultView.objects.filter(user=user, workspace=workspace, view__in=visible)
+            view = next((d.view for d in default.select_related("view__owner", "view__changed_by")), None)
+        merged = QueryDict(mutable=True)
+        stored = view.params if view is not None else {}
+        for name in (*PARAMS, "page"):
+            if name in params:
+                merged.setlist(name, params.getlist(name))
+            elif name in stored:
+                value = stored[name]
+                merged.setlist(name, list(value) if isinstance(value, list | tuple) else [value])
+        from_view = frozenset(name for name in stored if name not in params)
+        try:
+            state = cls.from_params(merged)
+        except StateError as error:
+            error.view = view  # type: ignore[attr-defined]
+            error.from_view = view is not None and set(error.errors) <= from_view  # type: ignore[attr-defined]
+            error.params = merged  # type: ignore[attr-defined]
+            raise
+        return dataclasses.replace(state, view=view, from_view=from_view)
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def to_params(self) -> dict[str, str | list[str]]:
+        """The state as URL parameters (what a saved view stores): only the ones that say something,
+        in ``PARAMS`` order; ``status`` and ``experiment`` as lists. ``from_params`` reads it back as
+        an equal state. The page is left out."""
+        params: dict[str, str | list[str]] = {}
+        for name in PARAMS:
+            value = getattr(self, name)
+            if name in LIST_PARAMS:
+                if value:
+                    params[name] = list(value)
+            elif name in ("cols", "compare"):
+                if value:
+                    params[name] = ",".join(value)
+            elif name == "children":
+                if value:
+                    params[name] = "1"
+            elif isinstance(value, dt.date):
+                params[name] = value.isoformat()
+            elif isinstance(value, float):
+                params[name] = repr(value)
+            elif value:
+                params[name] = value
+        return params
+
+    def query_dict(self) -> QueryDict:
+        """``to_params()`` as a QueryDict (for ``{% querystring %}`` and ``urlencode``)."""
+        query = QueryDict(mutable=True)
+        for name, value in self.to_params().items():
+            query.setlist(name, value if isinstance(value, list) else [value])
+        return query
+
+    def urlencode(self) -> str:
+        return self.query_dict().urlencode(safe=",")
+
+    def query(self) -> str:
+        """The search text and the filters, as one query of the run query language."""
+        terms: list[str] = []
+        for name, field in (("status", "status"), ("experiment", "experiment")):
+            values = getattr(self, name)
+            if len(values) == 1:
+                terms.append(f"{field} = {quote(values[0])}")
+            elif values:
+                terms.append(f"{field} in ({', '.join(quote(v) for v in values)})")
+        for name, field in (("target", "target"), ("user", "submitted_by")):
+            if getattr(self, name):
+                terms.append(f"{field} = {quote(getattr(self, name))}")
+        if self.created_from:
+            terms.append(f"created >= {self.created_from.isoformat()}")
+        if self.created_to:
+            terms.append(f"created <= {self.created_to.isoformat()}")
+        for text, prefix in ((self.tag, "tags"), (self.prop, "properties")):
+            key, sep, value = text.partition("=")
+            if key.strip():
+                terms.append(f"{prefix}.{quote(key.strip())}" + (f" = {quote(value.strip())}" if sep else ""))
+        if self.metric:
+            metric = f"metrics.{quote(self.metric)}"
+            if self.metric_min is not None:
+                terms.append(f"{metric} >= {self.metric_min!r}")
+            if self.metric_max is not None:
+                terms.append(f"{metric} <= {self.metric_max!r}")
+            if self.metric_min is None and self.metric_max is None:
+                terms.append(metric)
+        if not terms:
+            return self.q
+        search = [f"({self.q})"] if self.q else []  # an "or" in it stays inside
+        return " and ".join([*search, *terms])
+
+    # --- for the page ----------------------------------------------------------------------------------
+
+    @property
+    def columns(self) -> list[tables.Column]:
+        return tables.parse_columns(",".join(self.cols))
+
+    @property
+    def filtering(self) -> bool:
+        """Whether a filter control is set (the filter panel opens)."""
+        return any(getattr(self, name) not in (None, "", ()) for name in FILTERS)
+
+    def fields(self) -> dict[str, Any]:
+        """Each parameter's value for the page's form controls: strings, and sets for the lists."""
+        params = self.to_params()
+        return {name: set(params.get(name, ())) if name in LIST_PARAMS else params.get(name, "") for name in PARAMS}
+
+
+def fields_of(params: Params) -> dict[str, Any]:
+    """What was typed, for the form controls of a state that did not hold (so that it can be mended)."""
+    return {name: set(_values(params, name)) if name in LIST_PARAMS else _one(params, name) for name in PARAMS}
+
+
+def _date(params: Params, name: str, errors: dict[str, str]) -> dt.date | None:
+    value = _one(params, name)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        errors[name] = f"Enter a valid date (2026-01-31), not {value!r}"
+        return None
+
+
+def _number(params: Params, name: str, errors: dict[str, str]) -> float | None:
+    value = _one(params, name)
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        errors[name] = f"Enter a number, not {value!r}"
+        return None
+    return number
+
+
+def _check_ranges(found: dict[str, Any], errors: dict[str, str]) -> None:
+    """A range that ends before it starts matches nothing: say so rather than "No runs match"."""
+    start, end = found["created_from"], found["created_to"]
+    if start and end and start > end:
+        errors["created_to"] = f"the date range ends ({end}) before it starts ({start})"
+    low, high = found["metric_min"], found["metric_max"]
+    if low is not None and high is not None and low > high:
+        errors["metric_max"] = f"the metric range ends ({high!r}) below where it starts ({low!r})"
+    if (low is not None or high is not None) and not found["metric"]:
+        errors["metric"] = "name the metric that the range is for"
+
+
+def _check_query(text: str) -> None:
+    """Parse the query and check what can be checked without the database: each comparison's
+    operator and value (a status that is not one, a date that is not a date, ``~`` on a metric).
+    Free text is left out: it looks up experiments and users."""
+    stack = [run_query.parse(text)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, run_query.And | run_query.Or):
+            stack.extend(node.items)
+        elif isinstance(node, run_query.Not):
+            stack.append(node.item)
+        elif isinstance(node, run_query.Compare | run_query.Has):
+            run_query.to_q(node)
