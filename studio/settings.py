@@ -120,8 +120,12 @@ SQLITE_OPTIONS = {
 }
 
 
-def _database(url: str) -> dict[str, Any]:
-    database = dj_database_url.parse(url, conn_max_age=60)
+def _database(url: str | None) -> dict[str, Any]:
+    # The default is a file path, not a URL: a '#', '?' or '%' in STUDIO_DATA_DIR would cut or change it.
+    if url:
+        database = dj_database_url.parse(url, conn_max_age=60)
+    else:
+        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
         # Kept open between requests: a new connection starts with an empty page cache and must read
@@ -137,7 +141,7 @@ def _database(url: str) -> dict[str, Any]:
     return database
 
 
-DATABASES = {"default": _database(os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": _database(os.environ.get("DATABASE_URL"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
