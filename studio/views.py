@@ -278,7 +278,7 @@ def _page_context(
         "default_view_id": default_id,
         # The keys the view sets: the state form sends them even when emptied, so that an emptied
         # field clears the view's value instead of bringing it back.
-        "view_keys": " ".join(view.params) if view is not None else "",
+        "view_keys": " ".join(sorted(view.params)) if view is not None else "",
         "experiments": Experiment.objects.filter(workspace=access.workspace)
         .order_by("name")
         .values_list("name", flat=True),

@@ -1,0 +1,116 @@
+"""RunListState: the runs table's state read from and written to URL parameters (no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.http import QueryDict
+
+from runs import query as run_query
+from studio.run_list_state import RunListState, StateError
+
+FULL = {
+    "q": "resnet or vit",
+    "sort": "-metrics.loss.min",
+    "cols": "name,status,tags.team,metrics.loss.min",
+    "children": "1",
+    "compare": "a_1,b_2",
+    "status": ["Failed", "Canceled"],
+    "experiment": ["mnist", "cifar 10"],
+    "target": "gpu",
+    "user": "alice",
+    "created_from": "2026-01-01",
+    "created_to": "2026-01-31",
+    "tag": "team=vision",
+    "prop": "lr=0.1",
+    "metric": "loss",
+    "metric_min": "0.1",
+    "metric_max": "0.5",
+}
+
+
+def test_it_round_trips_every_parameter() -> None:
+    state = RunListState.from_params(FULL)
+    assert state.to_params() == FULL
+    assert RunListState.from_params(state.to_params()) == state
+    # The same state from a URL, where a list is a repeated parameter.
+    url = QueryDict(state.urlencode())
+    assert url.getlist("status") == ["Failed", "Canceled"]
+    assert RunListState.from_params(url) == state
+
+
+def test_empty_and_absent_are_the_same() -> None:
+    blank = dict.fromkeys(FULL, "") | {"status": ["", " "], "experiment": [], "cols": " , ", "children": "0"}
+    assert RunListState.from_params(blank) == RunListState.from_params({}) == RunListState()
+    assert RunListState.from_params(blank).to_params() == {}
+    assert RunListState().query() == ""
+
+
+def test_it_ignores_what_is_not_state() -> None:
+    state = RunListState.from_params({"q": "x", "name": "My view", "csrfmiddlewaretoken": "t", "shared": "1"})
+    assert state.to_params() == {"q": "x"}
+
+
+def test_query_joins_the_search_text_and_the_filters_in_the_query_language() -> None:
+    state = RunListState.from_params(FULL)
+    assert state.query() == (
+        '(resnet or vit) and status in ("Failed", "Canceled") and experiment in ("mnist", "cifar 10") and '
+        'target = "gpu" and submitted_by = "alice" and created >= 2026-01-01 and created <= 2026-01-31 and '
+        'tags."team" = "vision" and properties."lr" = "0.1" and metrics."loss" >= 0.1 and metrics."loss" <= 0.5'
+    )
+    run_query.parse(state.query())  # one query the parser reads
+    one = RunListState.from_params({"status": "failed", "experiment": "mnist"})
+    assert one.status == ("Failed",)  # a status is named as the language names it
+    assert one.query() == 'status = "Failed" and experiment = "mnist"'
+    assert RunListState.from_params({"q": "resnet"}).query() == "resnet"  # the text alone stays as typed
+    assert RunListState.from_params({"metric": "acc"}).query() == 'metrics."acc"'  # the metric exists
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({"cols": "name,bogus"}, "cols", "unknown column 'bogus'"),
+        ({"sort": "-colour"}, "sort", "cannot sort by 'colour'"),
+        ({"sort": "name,(x"}, "sort", "cannot sort by '(x'"),
+        ({"q": "tags.team = (vision"}, "q", ""),
+        ({"q": 'name = "open'}, "q", "unclosed quote"),
+        ({"q": "status = Exploded"}, "q", "'Exploded' is not a status"),
+        ({"q": "metrics.loss ~ 3"}, "q", "compares numbers"),
+        ({"q": "created > yesterday"}, "q", "takes a date"),
+        ({"status": ["Failed", "Exploded"]}, "status", "Select a valid choice: 'Exploded' is not a status"),
+        ({"created_from": "2026-02-30"}, "created_from", "Enter a valid date"),
+        (
+            {"created_from": "2026-03-01", "created_to": "2026-02-01"},
+            "created_to",
+            "ends (2026-02-01) before it starts",
+        ),
+        ({"metric": "loss", "metric_min": "0.5", "metric_max": "0.1"}, "metric_max", "ends (0.1) below"),
+        ({"metric": "loss", "metric_min": "nan"}, "metric_min", "Enter a number"),
+        ({"metric_max": "3"}, "metric", "name the metric"),
+        ({"page": "0"}, "page", "whole number from 1"),
+        ({"q": "x" * 2001}, "q", "at most 2000 characters"),
+        ({"compare": ",".join(f"r{i}" for i in range(51))}, "compare", "at most 50 runs"),
+    ],
+)
+def test_it_refuses_a_bad_field_with_a_message_naming_it(params: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(StateError) as refused:
+        RunListState.from_params(params)
+    assert list(refused.value.errors) == [field]
+    assert words in refused.value.errors[field]
+    assert str(refused.value).startswith(f"{field}: ")
+
+
+def test_it_names_every_bad_field_at_once() -> None:
+    with pytest.raises(StateError) as refused:
+        RunListState.from_params({"cols": "nope", "sort": "nope", "q": "(", "created_to": "x"})
+    assert set(refused.value.errors) == {"cols", "sort", "q", "created_to"}
+
+
+def test_a_range_of_one_day_or_one_value_holds() -> None:
+    state = RunListState.from_params(
+        {"created_from": "2026-01-05", "created_to": "2026-01-05", "metric": "m", "metric_min": "1", "metric_max": "1"}
+    )
+    assert state.created_from == state.created_to == dt.date(2026, 1, 5)
+    assert state.metric_min == state.metric_max == 1.0
