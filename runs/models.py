@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import math
 import re
@@ -626,32 +625,42 @@ class Run(models.Model):
         """A status change a client asks for (POST .../status/): Failed with ``error`` (code,
         message, details), Queued (a submitted script run), or any other legal move. Made at most once
         per ``request_key``, see ``_once``."""
-        if to == self.Status.FAILED:
-            error = error or {}
-            change = functools.partial(
-                self.fail,
-                code=error.get("code") or "",
-                message=error.get("message") or "",
-                details=error.get("details") or "",
-            )
-        elif to == self.Status.QUEUED:
-            change = self.queue
-        else:
-            change = functools.partial(self.transition, to)
-        self._once(request_key, functools.partial(change, by=by, request_key=request_key))
 
-    def _once(self, request_key: str | None, change: Callable[[], object]) -> None:
+        def change() -> None:
+            if to == self.Status.FAILED:
+                found = error or {}
+                code, message, details = (found.get(name) or "" for name in ("code", "message", "details"))
+                self.fail(by=by, code=code, message=message, details=details, request_key=request_key)
+            elif to == self.Status.QUEUED:
+                self.queue(by=by, request_key=request_key)
+            else:
+                self.transition(to, by=by, request_key=request_key)
+
+        self._once(request_key, change, made={to}, by=by)
+
+    def _once(self, request_key: str | None, change: Callable[[], None], *, made: set[str], by: Any) -> None:
         """Make a status change asked for by a request with this Idempotency-Key unless that request
         made it already: the SDK sends a request again when its answer is lost (a reset connection, a
         timeout, a server restart), and the second must be no error and change nothing. The two may
-        also overlap (the first was slow), so a refusal is checked against the key once more."""
-        if request_key is not None and self.events.filter(request_key=request_key).exists():
+        also overlap (the first was slow), so a refusal is checked against the key once more. ``made``:
+        the statuses the change may have moved the run to."""
+        if request_key is not None and self._made_by_key(request_key, made, by):
             return
         try:
             change()
         except IllegalTransition:
-            if request_key is None or not self.events.filter(request_key=request_key).exists():
+            if request_key is None or not self._made_by_key(request_key, made, by):
                 raise
+
+    def _made_by_key(self, request_key: str, made: set[str], by: Any) -> bool:
+        """Whether a request with this key made its change already; a key that made another change, or
+        someone else's, is refused rather than answered as done (as ``Experiment._made_by`` does)."""
+        event = self.events.filter(request_key=request_key).first()
+        if event is None:
+            return False
+        if event.to_status not in made or event.by_id != getattr(by, "pk", None):
+            raise Conflict("this Idempotency-Key was used for another request", target="Idempotency-Key")
+        return True
 
     def fail(
         self, *, by: Any = None, code: str = "", message: str = "", details: str = "", request_key: str | None = None
@@ -682,7 +691,7 @@ class Run(models.Model):
             to = self.Status.CANCELED if nothing_to_stop else self.Status.CANCEL_REQUESTED
             self.transition(to, by=by, request_key=request_key)
 
-        self._once(request_key, cancel)
+        self._once(request_key, cancel, made={self.Status.CANCELED, self.Status.CANCEL_REQUESTED}, by=by)
 
     def queue(self, *, by: Any = None, request_key: str | None = None) -> None:
         """Hand a submitted script run over for execution: NotStarted -> Queued. Its snapshot must

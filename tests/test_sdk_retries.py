@@ -174,6 +174,22 @@ def test_a_status_change_sent_again_with_its_key_changes_nothing(alice_api: Any,
     assert events_of(run_id) == [("NotStarted", "Running"), ("Running", "Completed")]
 
 
+def test_a_status_key_used_for_another_change_or_by_another_user_is_refused(
+    alice_api: Any, alice: Any, carol: Any, workspace: Any
+) -> None:
+    """Not answered as done: the key made another change (or someone else's), so this one never happened."""
+    run = make_run(workspace, alice, run_id="keyed", type="script", status="Queued", script="train.py")
+    url = f"/api/v1/runs/{run.run_id}/"
+    assert keyed(alice_api, "k-1")(f"{url}status/", {"status": "Starting"}).status_code == 200
+    other_change = keyed(alice_api, "k-1")(f"{url}status/", {"status": "Running"})
+    other_user = keyed(api_client(carol), "k-1")(f"{url}status/", {"status": "Starting"})
+    cancel = keyed(alice_api, "k-1")(f"{url}cancel/")
+    for refused in (other_change, other_user, cancel):
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["error"]["target"] == "Idempotency-Key"
+    assert events_of(run.run_id)[-1] == ("Queued", "Starting")
+
+
 def test_two_claims_of_a_queued_run_still_exclude_each_other(alice_api: Any, alice: Any, workspace: Any) -> None:
     """Runners take a run with Queued -> Starting; a second runner, with its own key, must lose."""
     run = make_run(workspace, alice, run_id="queued", type="script", status="Queued", script="train.py")
