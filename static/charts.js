@@ -28,8 +28,17 @@
   const DEFAULT_HEIGHT = 300;
   const MIN_WIDTH = 200;
   const RESIZE_DEBOUNCE_MS = 150;
-  // Okabe-Ito: distinguishable with colour-blindness, readable on white.
-  const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+  // The page's colours (static/studio.css), read when a chart is drawn: the canvas cannot use CSS
+  // variables, and the theme (light or dark) may change while the page is open.
+  function cssColour(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+  const ink = () => cssColour("--ink", "#1d2330");
+  const gridColour = () => cssColour("--chart-grid", "rgba(0, 0, 0, 0.07)");
+  const axis = (label) => ({ label, stroke: ink, grid: { stroke: gridColour }, ticks: { stroke: gridColour } });
+  // Okabe-Ito: distinguishable with colour-blindness; its black is the page's text colour, so that it
+  // stays readable on a dark page.
+  const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", ink];
 
   // Chart element -> its uPlot instance: to re-size them, and to never render an element twice.
   const charts = new Map();
@@ -108,7 +117,7 @@
             : {}),
         },
       },
-      axes: [{ label: xLabel }, {}],
+      axes: [axis(xLabel), axis()],
       legend: { show: true }, // one entry per series, with the values under the cursor
       cursor: { drag: { x: true, y: false } }, // drag to zoom into steps, double-click to zoom out
       series: [
@@ -185,6 +194,8 @@
       render(target && target.isConnected ? target : document);
       resizeAll(); // also forgets the charts the swap removed
     });
+    // static/theme.js: the light or dark theme changed, so the axes, grid and ink series are drawn again.
+    document.addEventListener("studio:themechange", () => charts.forEach((chart) => chart.redraw(false, true)));
   }
 
   window.studioCharts = { render, alignSeries };

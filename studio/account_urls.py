@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern] = [
     path("tokens/", account_views.token_list, name="token_list"),
     path("tokens/new/", account_views.token_create, name="token_create"),
     path("tokens/<int:token_id>/revoke/", account_views.token_revoke, name="token_revoke"),
+    path("preferences/theme/", account_views.theme_set, name="theme_set"),
 ]

@@ -19,11 +19,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from runs.models import ApiToken, InvalidValue, Membership, Workspace
 from studio import login_throttle
+from studio.models import Preference
 from studio.views import WorkspaceAccess, _get_workspace
 
 LAST_OWNER_ERROR = "A workspace keeps at least one Owner: make someone else an Owner first."
@@ -220,3 +224,24 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token.delete()
     messages.success(request, f"Revoked the token “{token.name}”: it no longer works.")
     return redirect("token_list")
+
+
+# --- Preferences -------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def theme_set(request: HttpRequest) -> HttpResponse:
+    """The top bar's colour theme toggle: remember the choice and go back to the page it was made on.
+    htmx's request gets no page: the choice comes back in HX-Trigger and static/theme.js applies it."""
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("home")
+    try:
+        preference = Preference.set_theme(request.user, request.POST.get("theme", ""))
+    except ValueError as error:
+        messages.error(request, str(error))
+        return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
+    if request.htmx:
+        return trigger_client_event(HttpResponse(status=204), "studio:theme", {"value": preference.theme})
+    return redirect(back)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from studio import account_views, notification_views, views
@@ -43,6 +46,9 @@ urlpatterns = [
         notification_views.rule_delete,
         name="rule_delete",
     ),
+    # Browsers ask for /favicon.ico whatever the pages link to; the static file's name is known once the
+    # manifest is read (hashed in production), so the address is looked up on each request, not at import.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"))),
     path("admin/", admin.site.urls),
     path("api/v1/", include("runs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

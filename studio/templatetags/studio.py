@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.models import Run
+from studio.models import Preference
 
 register = template.Library()
 
@@ -80,3 +81,10 @@ def status_class(status: str) -> str:
         "Running": "live",
         "Finalizing": "live",
     }.get(status, "wait")
+
+
+@register.simple_tag(takes_context=True)
+def theme_choice(context: template.Context) -> str:
+    """The page's colour theme as the user chose it: auto (follow the OS), light or dark."""
+    request = context.get("request")
+    return Preference.theme_for(getattr(request, "user", None))
