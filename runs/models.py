@@ -909,9 +909,19 @@ class Run(models.Model):
         path, n = f"outputs/{stem}.png", 1
         while path in taken:
             path, n = f"outputs/{stem}_{n}.png", n + 1
-        stored = self.add_file(path, content)
         point = {"name": name, "kind": Metric.Kind.IMAGE, "value": path, "description": description}
-        self.log_metrics([point], batch_id=request_key)
+        # The file's row and its metric in one transaction: a request that dies between them (a server
+        # killed) leaves neither, so its retry stores the image at the same path instead of a second
+        # copy beside a file no metric names. (Images are small; the bytes go to storage inside it.)
+        stored = None
+        try:
+            with transaction.atomic():
+                stored = self.add_file(path, content)
+                self.log_metrics([point], batch_id=request_key)
+        except StudioError:
+            if stored is not None:
+                default_storage.delete(stored.storage_name)
+            raise
         return stored
 
     def metric_values(self, name: str | None = None) -> dict[str, Any]:

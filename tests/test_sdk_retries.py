@@ -240,3 +240,15 @@ def test_an_image_key_used_for_another_image_is_refused(alice_api: Any, alice: A
 
     assert [post("a").status_code, post("a").status_code, post("b").status_code] == [201, 201, 409]
     assert list(RunFile.objects.filter(run=run).values_list("path", flat=True)) == ["outputs/a.png"]
+
+
+def test_an_image_whose_metric_is_refused_leaves_no_file(alice_api: Any, alice: Any, workspace: Any) -> None:
+    """The file and its metric are one transaction: a request that fails (or dies) between them leaves
+    neither, so its retry stores the image at the same path, not a second copy beside an unnamed one."""
+    run = make_run(workspace, alice)
+    run.log_metrics([{"name": "curve", "value": 0.5}])  # "curve" holds numbers: an image cannot be added
+    url = f"/api/v1/runs/{run.run_id}/images/?name=curve"
+    refused = alice_api.generic("POST", url, PNG, content_type="image/png", HTTP_IDEMPOTENCY_KEY="image-2")
+    assert refused.status_code == 400, refused.content
+    assert not RunFile.objects.filter(run=run).exists()
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*.png"))
