@@ -66,7 +66,11 @@ document.addEventListener("htmx:configRequest", (event) => {
   const form = event.detail.formData;
   const viewKeys = new Set((event.detail.elt.dataset.viewKeys || "").split(" ").filter(Boolean));
   for (const name of new Set(form.keys())) {
-    if (viewKeys.has(name)) continue;
-    if (form.getAll(name).every((value) => value === "")) form.delete(name);
+    // A multi-select's hidden empty companion (what tells the server "none chosen" without
+    // JavaScript) goes too, once an option is chosen.
+    const values = form.getAll(name).filter((value) => value !== "");
+    form.delete(name);
+    values.forEach((value) => form.append(name, value));
+    if (!values.length && viewKeys.has(name)) form.append(name, "");
   }
 });
