@@ -6,19 +6,22 @@ server must hold what one call makes, no more."""
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import os
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from django.conf import settings
 
 from runs import sdk
 from runs.models import MetricPoint, Run, RunFile, RunStatusEvent, RunTag
-from tests.conftest import api_client, make_run
+from tests.conftest import api_client, make_run, token_for
 from tests.proxy import TCPProxy
 
 # An answer lost after the server acted: the connection reset (RST), the server gone for a while
@@ -252,3 +255,83 @@ def test_an_image_whose_metric_is_refused_leaves_no_file(alice_api: Any, alice: 
     assert refused.status_code == 400, refused.content
     assert not RunFile.objects.filter(run=run).exists()
     assert not any(Path(settings.MEDIA_ROOT).rglob("*.png"))
+
+
+class Gateway(http.server.ThreadingHTTPServer):
+    """A reverse proxy in front of the live server, as nginx would be: it answers ``fail_next`` requests with
+    its own ``status`` page (the studio behind it restarting), and forwards the rest."""
+
+    def __init__(self, upstream: str, status: int, fail_next: int) -> None:
+        self.upstream, self.status, self.fail_next = upstream, status, fail_next
+        super().__init__(("127.0.0.1", 0), GatewayHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class GatewayHandler(http.server.BaseHTTPRequestHandler):
+    server: Gateway
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.fail_next:
+            self.server.fail_next -= 1
+            page = b"<html><body><h1>Bad Gateway</h1></body></html>"
+            self.send_response(self.server.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        url = self.server.upstream + self.path
+        answer = requests.request(self.command, url, headers=headers, data=body, timeout=30)
+        self.send_response(answer.status_code)
+        if "Content-Type" in answer.headers:
+            self.send_header("Content-Type", answer.headers["Content-Type"])
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_keyed_post_answered_by_a_gateway_is_sent_again(live_server: Any, alice: Any, workspace: Any, status: int):
+    """Behind nginx, a studio restarting shows as a 502/503/504 page: start_logging and cancel go through."""
+    gateway = Gateway(live_server.url, status, fail_next=1)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    try:
+        ws = sdk.Workspace("default", url=gateway.url, token=token_for(alice))
+        run = sdk.Experiment(ws, "gateway").start_logging()
+        gateway.fail_next = 1
+        run.cancel()
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+    assert Run.objects.filter(experiment__name="gateway").count() == 1
+    assert events_of(run.id) == [("NotStarted", "Running"), ("Running", "Canceled")]
+
+
+def test_the_studios_own_503_to_a_post_is_final(live_server: Any, alice: Any, workspace: Any, settings: Any):
+    """A broker that is down is the studio's answer, in its JSON error: raised at once, not retried."""
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    from runs.models import ComputeTarget
+
+    ComputeTarget.objects.create(workspace=workspace, name="pool")
+    run = make_run(workspace, alice, type="script", status="NotStarted", script="train.py", target="pool")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("train.py", "print(1)\n")
+    snapshot_url = f"/api/v1/runs/{run.run_id}/snapshot/"
+    api_client(alice).generic("PUT", snapshot_url, archive.getvalue(), content_type="application/zip")
+    ws = sdk.Workspace("default", url=live_server.url, token=token_for(alice))
+    with pytest.raises(sdk.ServiceException) as raised:
+        ws._client.post(f"runs/{run.run_id}/status/", {"status": "Queued"})
+    assert raised.value.status_code == 503
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == ("Failed", "QueueUnavailable")

@@ -102,7 +102,8 @@ class Client:
 
         A broken connection or a timeout is retried with backoff, as is 429. A 5xx is retried for
         everything but a POST, whose 5xx is the studio's answer to it (a POST sent again is answered
-        from its Idempotency-Key, with the outcome, not that answer). ``retry_unsent_only=True``: a
+        from its Idempotency-Key, with the outcome, not that answer), unless a reverse proxy gave it
+        (``_from_a_gateway``). ``retry_unsent_only=True``: a
         request the studio does not make idempotent, sent again only when it surely never arrived;
         ``False``: a 5xx is retried too (metric batches, whose body carries their key).
         """
@@ -134,7 +135,12 @@ class Client:
             else:
                 if response.status_code < 400:
                     return response
-                retry = response.status_code == 429 or (retry_5xx and response.status_code in RETRY_STATUSES)
+                keyed_post = method == "POST" and retry_unsent_only is None
+                retry = (
+                    response.status_code == 429
+                    or (retry_5xx and response.status_code in RETRY_STATUSES)
+                    or (keyed_post and _from_a_gateway(response))
+                )
                 if not retry or last:
                     raise from_response(response.status_code, _json_or_text(response))
                 retry_after = response.headers.get("Retry-After", "").strip()
@@ -209,6 +215,16 @@ def path_quote(value: str) -> str:
 
 def _json_or_none(response: requests.Response) -> Any:
     return response.json() if response.content else None
+
+
+def _from_a_gateway(response: requests.Response) -> bool:
+    """A reverse proxy's 502/504, or a 503 that is not the studio's own error: the studio restarting or
+    unreachable behind it, so it may never have seen the request (a keyed POST is sent again). The
+    studio's own 503 (a broker that is down) carries its JSON error and is final."""
+    if response.status_code in (502, 504):
+        return True
+    body = _json_or_text(response)
+    return response.status_code == 503 and not (isinstance(body, dict) and isinstance(body.get("error"), dict))
 
 
 def _json_or_text(response: requests.Response) -> Any:
