@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from runs.models import Membership, Workspace
 
@@ -85,6 +88,13 @@ class SavedView(models.Model):
     def compare(self) -> list[str]:
         """The run ids picked for comparing when the view was saved."""
         return [r for r in str(self.params.get("compare", "")).split(",") if r]
+
+    @property
+    def changed_ago(self) -> str:
+        """When it was last changed, for reading: "just now", "3 hours ago"."""
+        if timezone.now() - self.updated_at < dt.timedelta(minutes=1):
+            return "just now"
+        return f"{timesince(self.updated_at, depth=1)} ago"
 
     @property
     def changed_by_other(self) -> bool:

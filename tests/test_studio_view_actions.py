@@ -4,6 +4,7 @@ a view says who changed it last, a link to a view one cannot open says so, and t
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -116,6 +117,9 @@ def test_a_view_says_who_changed_it_last_and_when(client: Client, runs: Any, ali
     page = as_user(client, alice).get(f"/w/default/runs/?view={view.pk}")
     assertContains(page, "shared by alice, changed by carol <time")
     assertContains(page, "changed by carol <time datetime=")
+    assertContains(page, ">just now</time>")
+    SavedView.objects.filter(pk=view.pk).update(updated_at=view.updated_at - dt.timedelta(hours=3, minutes=5))
+    assertContains(as_user(client, alice).get(f"/w/default/runs/?view={view.pk}"), ">3\xa0hours ago</time>")
 
 
 def test_a_link_to_a_view_one_cannot_open_gives_a_page_that_says_so(
