@@ -25,30 +25,48 @@ def _too_deep() -> ParseError:
 
 
 def _check(data: Any) -> None:
-    """Walked with a stack, not recursion: that is the point. Paths read as the views name fields."""
-    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    """Walked with a stack, not recursion: that is the point. Every body goes through here, metric
+    batches of 10,000 points included, so scalars are checked where they stand (only containers go on
+    the stack) and a field's path is spelled out only for the error, from (parent, key) chains."""
+    if isinstance(data, str):
+        _refuse_nul(data, None)
+    stack: list[tuple[dict | list, tuple | None, int]] = []
+    if isinstance(data, dict | list):
+        stack.append((data, None, 1))
     while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise InvalidValue(f"{path or 'body'} must not contain control characters (NUL)", target=path or "body")
-            continue
-        if isinstance(item, dict):
-            children = []
-            for key, value in item.items():
-                child = f"{path}.{key}" if path else key
-                if "\x00" in key:
-                    raise InvalidValue(
-                        f"a key of {path or 'the body'} holds a control character (NUL)", target=path or "body"
-                    )
-                children.append((value, child))
-        elif isinstance(item, list):
-            children = [(value, f"{path}[{index}]") for index, value in enumerate(item)]
-        else:
-            continue
+        container, where, depth = stack.pop()
         if depth > JSON_MAX_DEPTH:
             raise _too_deep()
-        stack.extend((value, child, depth + 1) for value, child in children)
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in items:
+            if isinstance(key, str) and "\x00" in key:
+                path = _path(where)
+                raise InvalidValue(
+                    f"a key of {path or 'the body'} holds a control character (NUL)", target=path or "body"
+                )
+            if isinstance(value, str):
+                if "\x00" in value:
+                    _refuse_nul(value, (where, key))
+            elif isinstance(value, dict | list):
+                stack.append((value, (where, key), depth + 1))
+
+
+def _refuse_nul(value: str, where: tuple | None) -> None:
+    if "\x00" in value:
+        path = _path(where)
+        raise InvalidValue(f"{path or 'body'} must not contain control characters (NUL)", target=path or "body")
+
+
+def _path(where: tuple | None) -> str:
+    """``points[3].name`` from the chain ((None, "points"), 3), "name")."""
+    parts: list[str | int] = []
+    while where is not None:
+        where, key = where
+        parts.append(key)
+    path = ""
+    for key in reversed(parts):
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else key)
+    return path
 
 
 class JSONParser(parsers.JSONParser):
