@@ -949,20 +949,37 @@ class Run(models.Model):
         existing path is refused rather than overwritten, unless ``content`` is the very same bytes
         (the same upload sent again because its answer was lost), which stores nothing new."""
         path = normalize_file_path(path)
+        taken = Conflict(f"run {self.run_id} already has a file {path!r}", target="path")
         if existing := self.files.filter(path=path).first():
-            with existing.open() as stored:
-                if same_bytes(stored, content):
-                    return existing
-            raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path")
+            if holds_the_same_bytes(existing, content):
+                return existing
+            raise taken
         storage_name = default_storage.save(f"runs/{self.pk}/{path}", File(content, name=path.rsplit("/", 1)[-1]))
         try:
             with transaction.atomic():
                 return RunFile.objects.create(
                     run=self, path=path, storage_name=storage_name, size=default_storage.size(storage_name)
                 )
-        except IntegrityError as error:  # uploaded twice at the same moment: keep the first
-            default_storage.delete(storage_name)
-            raise Conflict(f"run {self.run_id} already has a file {path!r}", target="path") from error
+        except IntegrityError as error:  # uploaded twice at the same moment (a slow upload and its retry)
+            if winner := _keep_the_first(storage_name, self.files.filter(path=path).first()):
+                return winner
+            raise taken from error
+
+
+def holds_the_same_bytes(existing: RunFile | Snapshot, content: IO[bytes]) -> bool:
+    """Whether a stored file holds exactly ``content``: the same upload sent again because its answer
+    was lost, which stores nothing new (a file or snapshot is never overwritten)."""
+    with existing.open() as stored:
+        return same_bytes(stored, content)
+
+
+def _keep_the_first(ours: str, winner: RunFile | Snapshot | None) -> RunFile | Snapshot | None:
+    """After losing the race to store a file or snapshot (an upload and its retry overlapping): the
+    winner when it holds the same bytes as ours, else None. Ours is deleted either way."""
+    with default_storage.open(ours, "rb") as content:
+        same = winner is not None and holds_the_same_bytes(winner, content)
+    default_storage.delete(ours)
+    return winner if same else None
 
 
 def same_bytes(stored: IO[bytes], content: IO[bytes], chunk_size: int = 1 << 20) -> bool:
@@ -1243,11 +1260,11 @@ class Snapshot(models.Model):
         """Keep the zip (streamed to storage), refusing one that is too big or not a zip. A run has
         one snapshot: the same bytes again (an upload sent again because its answer was lost) store
         nothing new, other bytes are refused."""
+        taken = Conflict(f"run {run.run_id} already has its snapshot", target="snapshot")
         if existing := cls.objects.filter(run=run).first():
-            with existing.open() as stored:
-                if same_bytes(stored, content):
-                    return existing
-            raise Conflict(f"run {run.run_id} already has its snapshot", target="snapshot")
+            if holds_the_same_bytes(existing, content):
+                return existing
+            raise taken
         name = default_storage.save(f"runs/{run.pk}/snapshot.zip", File(content, name="snapshot.zip"))
         try:
             size = default_storage.size(name)
@@ -1262,11 +1279,16 @@ class Snapshot(models.Model):
                         files = [_snapshot_entry(info) for info in archive.infolist() if not info.is_dir()]
                 except zipfile.BadZipFile:
                     raise InvalidValue("the snapshot is not a zip file", target="snapshot") from None
-            with transaction.atomic():
-                return cls.objects.create(run=run, storage_name=name, size=size, files=files)
-        except (StudioError, IntegrityError):
+        except StudioError:
             default_storage.delete(name)
             raise
+        try:
+            with transaction.atomic():
+                return cls.objects.create(run=run, storage_name=name, size=size, files=files)
+        except IntegrityError as error:  # stored twice at the same moment (a slow upload and its retry)
+            if winner := _keep_the_first(name, cls.objects.filter(run=run).first()):
+                return winner
+            raise taken from error
 
 
 def _snapshot_entry(info: zipfile.ZipInfo) -> dict[str, Any]:

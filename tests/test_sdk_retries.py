@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 
 from runs import sdk
-from runs.models import MetricPoint, Run, RunFile, RunStatusEvent, RunTag
+from runs.models import MetricPoint, Run, RunFile, RunStatusEvent, RunTag, Snapshot
 from tests.conftest import api_client, make_run, token_for
 from tests.proxy import TCPProxy
 
@@ -335,3 +335,38 @@ def test_the_studios_own_503_to_a_post_is_final(live_server: Any, alice: Any, wo
     assert raised.value.status_code == 503
     run.refresh_from_db()
     assert (run.status, run.error_code) == ("Failed", "QueueUnavailable")
+
+
+def test_an_upload_and_its_overlapping_retry_both_succeed(live_server: Any, alice: Any, workspace: Any) -> None:
+    """A slow upload and its retry (the SDK timed out and sent it again) race to store the same bytes: both
+    are answered 201 with the one stored copy, never a 500 or a 409."""
+    runs = [make_run(workspace, alice, type="script", status="NotStarted", script="train.py") for _ in range(6)]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("train.py", "print(1)\n" * 20_000)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token_for(alice)}"
+    answers: list[int] = []
+
+    def put(url: str, body: bytes, start: threading.Barrier) -> None:
+        start.wait(timeout=30)
+        answers.append(session.put(url, data=body, timeout=60).status_code)
+
+    for run in runs:
+        for url, body in (
+            (f"{live_server.url}/api/v1/runs/{run.run_id}/snapshot/", archive.getvalue()),
+            (f"{live_server.url}/api/v1/runs/{run.run_id}/files/outputs/model.bin", os.urandom(1 << 20)),
+        ):
+            start = threading.Barrier(2)
+            threads = [threading.Thread(target=put, args=(url, body, start)) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+    assert answers == [201] * len(runs) * 4
+    assert Snapshot.objects.filter(run__in=runs).count() == len(runs)
+    assert RunFile.objects.filter(run__in=runs).count() == len(runs)
+    on_disk = {str(p.relative_to(settings.MEDIA_ROOT)) for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()}
+    rows = RunFile.objects.filter(run__in=runs).values_list("storage_name", flat=True)
+    snapshots = Snapshot.objects.filter(run__in=runs).values_list("storage_name", flat=True)
+    assert on_disk == {*rows, *snapshots}, "the loser's copy is deleted"
