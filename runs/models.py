@@ -299,8 +299,21 @@ class Experiment(models.Model):
         if len(set(run_ids)) != len(run_ids):
             raise InvalidValue("run ids in one request must differ", target="runId")
         if taken := list(Run.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True)[:1]):
+            # This very request, sent again, may have made them since the look-up above.
+            if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
+                return made
             raise Conflict(f"a run with id {taken[0]!r} already exists", target="runId")
+        try:
+            return self._insert_runs(specs, run_ids, keys, by=by, parent=parent)
+        except IntegrityError as error:  # a concurrent request took one of the ids, or is this one sent again
+            # Out of the transaction, so the experiment's run numbers it took are given back.
+            if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
+                return made
+            raise Conflict("a run with one of these ids already exists", target="runId") from error
 
+    def _insert_runs(
+        self, specs: list[RunSpec], run_ids: list[str], keys: list[str | None], *, by: Any, parent: Run | None
+    ) -> list[Run]:
         now = timezone.now()
         with transaction.atomic():
             Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + len(specs))
@@ -329,13 +342,7 @@ class Experiment(models.Model):
                 )
                 for index, (run_id, spec, key) in enumerate(zip(run_ids, specs, keys, strict=True))
             ]
-            try:
-                with transaction.atomic():
-                    Run.objects.bulk_create(runs)
-            except IntegrityError as error:  # a concurrent request took one of the ids, or is this one sent again
-                if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
-                    return made
-                raise Conflict("a run with one of these ids already exists", target="runId") from error
+            Run.objects.bulk_create(runs)
             RunTag.objects.bulk_create(
                 RunTag(run=run, key=key, value=value, value_hash=_value_hash(value))
                 for run, spec in zip(runs, specs, strict=True)
