@@ -173,14 +173,20 @@ def _is_literal(host: str) -> bool:
     return True
 
 
+# A delivery is leased to one sender for NOTIFY_LEASE (120 s); connecting to each address may take the
+# whole timeout (10 s), so a name with many dead addresses must not outlast the lease and be sent twice.
+ADDRESSES_TRIED = 3
+
+
 def post(target: Target, body: bytes, headers: Mapping[str, str], timeout: float) -> urllib3.BaseHTTPResponse:
-    """POST ``body`` to the target's checked addresses, in turn until one takes the connection. The
-    name is never looked up again; over https the certificate is still checked against the name."""
+    """POST ``body`` to the target's checked addresses, in turn until one takes the connection (the first
+    ``ADDRESSES_TRIED``). The name is never looked up again; over https the certificate is still checked
+    against the name."""
     headers = {"Host": target.host_header, **headers}
     if target.userinfo:
         headers.update(urllib3.make_headers(basic_auth=target.userinfo))
     error: Exception = OSError(f"{target.host} has no address")
-    for address in target.addresses:
+    for address in target.addresses[:ADDRESSES_TRIED]:
         with _pool(target, address, timeout) as pool:
             try:
                 # No retries and no redirects: a redirect would take the signed body to an unchecked place.

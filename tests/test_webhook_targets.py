@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import trustme
-from urllib3.exceptions import SSLError
+from urllib3.exceptions import NewConnectionError, SSLError
 
 from runs import notify, webhooks
 from runs.models import AlertRule, Delivery, InvalidValue, Workspace
@@ -182,6 +182,20 @@ def test_the_request_goes_to_the_checked_address_and_the_name_is_not_looked_up_a
     assert response.status == 200
     [(headers, body)] = receiver.calls
     assert (headers["Host"], body) == (f"rebind.example:{receiver.port}", b"{}")
+
+
+def test_a_delivery_tries_at_most_three_of_a_names_addresses(receiver: Receiver) -> None:
+    """Each dead address may cost the whole connect timeout, and the sender's lease on a delivery is
+    limited: a name with many dead addresses must not keep it past the lease (and be sent twice). The
+    receiver listens on 127.0.0.1 only, so 127.0.0.2-4 refuse the connection on its port."""
+    checked = webhooks.resolve(f"http://127.0.0.1:{receiver.port}/hooks/studio", ["127.0.0.0/8"])
+    dead = tuple(ipaddress.ip_address(f"127.0.0.{n}") for n in (2, 3, 4))
+    third = dataclasses.replace(checked, addresses=(*dead[:2], *checked.addresses))
+    assert webhooks.post(third, b"{}", {}, timeout=5).status == 200
+    fourth = dataclasses.replace(checked, addresses=(*dead, *checked.addresses))
+    with pytest.raises(NewConnectionError):
+        webhooks.post(fourth, b"{}", {}, timeout=5)
+    assert len(receiver.calls) == 1
 
 
 class TLSReceiver:
