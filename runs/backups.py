@@ -420,8 +420,10 @@ def _restore_secret_key(key: bytes) -> None:
     if os.environ.get("SECRET_KEY"):
         return
     path = Path(settings.DATA_DIR) / "secret_key"
-    path.write_bytes(key)
-    path.chmod(0o600)
+    # Made 0600 when created: written first and chmod-ed after, it was readable under the umask meanwhile.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(key)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
 
 
 def _query_django(sql: str) -> list[tuple[Any, ...]]:

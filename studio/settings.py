@@ -5,6 +5,7 @@ With nothing set, the studio runs on the embedded default: SQLite and files unde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -43,8 +44,15 @@ def _secret_key() -> str:
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Written whole into a 0600 temporary file (mkstemp's mode), then linked in place: never readable
+        # by others, never seen half-written, and of two processes starting at once both read the one
+        # that was linked first.
+        handle, temporary = tempfile.mkstemp(dir=DATA_DIR, prefix=".secret_key-")
+        with os.fdopen(handle, "w") as out:
+            out.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+        os.unlink(temporary)
     return path.read_text().strip()
 
 
