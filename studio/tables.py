@@ -261,7 +261,7 @@ def cell(run: Run, column: Column) -> Any:
         number = {"last": metric.last_number, "min": metric.min_number, "max": metric.max_number}[aggregate]
         if number is None and aggregate == "last" and metric.last_value is not None:
             return metric.last_value if not isinstance(metric.last_value, dict) else "NaN"
-        return format_number(number)
+        return number  # a float: ``cell_html`` rounds it for reading and keeps the exact value
     match column.key:
         case "name":
             return run.display_name or run.run_id
@@ -323,10 +323,16 @@ class Rows:
 
         return url
 
+    @cached_property
+    def now(self) -> dt.datetime:
+        """The moment the rows' relative times count from: one for the whole response."""
+        return timezone.now()
+
     def html(self, run: Run, child_count: int = 0) -> SafeString:
         """One ``<tr>``, written here rather than as template partials (a row, and a cell in it): 50
         rows of 8 or more cells made the partials most of the page's Python time at 100,000 runs,
-        which went to the template machinery, not to the values. Every value passes ``_escape``."""
+        which went to the template machinery, not to the values. Every value passes ``_escape``.
+        A cell is one line (studio.css cuts it with an ellipsis): its full text is its title."""
         if self.depth:
             row_class = f' class="child-row depth-{self.depth}"'
         else:
@@ -334,11 +340,12 @@ class Rows:
         run_id = _escape(run.run_id)
         checked = " checked" if run.run_id in self.compare else ""
         parts = [
-            f'<tr{row_class}><td><input type="checkbox" name="runs" value="{run_id}" '
+            f'<tr{row_class}><td class="col-select"><input type="checkbox" name="runs" value="{run_id}" '
             f'aria-label="Compare {_escape(run.display_name or run.run_id)}"{checked}></td>'
         ]
         for index, column in enumerate(self.columns):
-            parts.append(f'<td class="{_escape(column.css_class)}">')
+            inner, attributes = self.cell_html(run, column, cell(run, column))
+            parts.append(f'<td class="{_escape(column.css_class)}"{attributes}>')
             if index == 0 and child_count:
                 parts.append(
                     f'<a class="expander" href="{_escape(self._run_url("run_children", run.run_id))}" '
@@ -347,7 +354,7 @@ class Rows:
                     f'hx-swap="afterend" hx-trigger="click once" aria-label="Show the {child_count} child runs">'
                     f"▸ {child_count}</a> "
                 )
-            parts.append(self.cell_html(run, column, cell(run, column)))
+            parts.append(inner)
             if index == 0 and self.flat and run.parent_id:
                 parent = run.parent
                 parts.append(
@@ -358,33 +365,91 @@ class Rows:
         parts.append("</tr>")
         return mark_safe("".join(parts))  # noqa: S308 (every value in it went through _escape)
 
-    def cell_html(self, run: Run, column: Column, value: Any) -> str:
-        """A cell's contents, escaped (see ``html``). The status badge is ``run_detail.html#run-status``
-        with ``in_table`` (tests/test_studio_run_list.py holds the two to the same HTML)."""
+    def cell_html(self, run: Run, column: Column, value: Any) -> tuple[str, str]:
+        """A cell's contents and the attributes of its ``<td>`` (its title: the full text), both
+        escaped (see ``html``). The status badge is ``run_detail.html#run-status`` with ``in_table``
+        (tests/test_studio_run_list.py holds the two to the same HTML)."""
         match column.key:
             case "name":
-                return f'<a href="{_escape(self._run_url("run_detail", run.run_id))}">{_escape(value)}</a>'
+                link = f'<a href="{_escape(self._run_url("run_detail", run.run_id))}">{_escape(value)}</a>'
+                return link, _title(value)
             case "status":
                 badge = f'class="badge {_escape(status_class(run.status))}">{_escape(run.status)}</span>'
                 if run.is_ended:
-                    return f"<span {badge}"
+                    return f"<span {badge}", ""
                 return (
                     f'<span id="status-{run.pk}" {badge}'
                     f'<input type="hidden" name="runs" value="{_escape(run.run_id)}" form="badge-poll">'
-                )
+                ), ""
             case "created":
                 local = timezone.localtime(value)
-                return f'<time datetime="{local.isoformat()}">{local:%Y-%m-%d %H:%M:%S}</time>'
+                return (
+                    f'<time datetime="{local.isoformat()}" title="{local:%Y-%m-%d %H:%M:%S %Z}">'
+                    f"{relative_time(value, self.now)}</time>"
+                ), ""
+            case "duration":
+                if run.started_at is not None and run.ended_at is None:
+                    # static/studio.js ticks it every second; without JavaScript it is the server's value.
+                    started = timezone.localtime(run.started_at).isoformat()
+                    return f'<span data-started="{started}">{_escape(value)}</span>', ""
+                return _escape(value), ""
             case "tags":
-                return "".join(
+                chips = "".join(
                     f'<span class="chip">{_escape(key)}{"" if tag_value is None else _escape(f": {tag_value}")}</span> '
                     for key, tag_value in value
                 )
+                text = ", ".join(key if tag_value is None else f"{key}: {tag_value}" for key, tag_value in value)
+                return chips, _title(text)
             case "description":
-                return _escape(truncatechars(value, 80))
+                return _escape(truncatechars(value, 80)), _title(value[:TITLE_MAX])
         if value is None:
-            return ""
-        return _escape(value if isinstance(value, str) else formats.localize(value))
+            return "", ""
+        if isinstance(value, float):
+            exact = _exact_number(value)
+            return readable_number(value), f' title="{exact}" data-exact="{exact}"'
+        text = value if isinstance(value, str) else formats.localize(value)
+        return _escape(text), _title(text)
+
+
+# A title longer than this (a description) is cut: a tooltip is not where a page of text is read.
+TITLE_MAX = 1000
+
+
+def _title(text: Any) -> str:
+    return f' title="{_escape(text)}"' if text else ""
+
+
+def _exact_number(number: float) -> str:
+    """A float as it is stored, every digit (``repr``): what the title and a copy of the cell hold."""
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    return repr(number)
+
+
+def readable_number(number: float) -> str:
+    """A number rounded for reading in a table: about 4 significant digits (0.1235, 12.35, 1235),
+    whole numbers from 10,000 to a million kept whole (123457), an exponent only for the very
+    small and the very large (1.235e-05, 1.235e+09). The exact value goes in the cell's title (``_exact_number``)."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    text = f"{number:.4g}"
+    if "e" in text and 1 <= abs(number) < 1e6:
+        text = str(round(number))
+    return text
+
+
+def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
+    """How long ago, in one unit, as runs tables say it: "12 s ago", "5 min ago", "3 h ago",
+    "2 d ago", "4 mo ago", "2 y ago" (a moment after ``now``, a clock ahead: "just now")."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 1:
+        return "just now"
+    for unit, size in (("y", 365 * 86400), ("mo", 30 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
 
 
 def format_number(number: float | None) -> str | None:

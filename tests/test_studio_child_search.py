@@ -39,7 +39,7 @@ def as_user(client: Client, user: Any) -> Client:
 
 
 def names(response: Any) -> list[str]:
-    pattern = r'<td class="col-name">(?:<a class="expander".*?</a> )?<a href="[^"]+">([^<]+)</a>'
+    pattern = r'<td class="col-name"[^>]*>(?:<a class="expander".*?</a> )?<a href="[^"]+">([^<]+)</a>'
     return re.findall(pattern, response.content.decode())
 
 

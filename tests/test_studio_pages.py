@@ -140,9 +140,9 @@ def test_sorting_by_a_metric_and_choosing_columns(client: Any, runs: dict[str, R
     )
     body = response.content.decode()
     assert body.index("good one") < body.index("bad one") < body.index("cifar run")  # no metric: last
-    assertContains(response, '<td class="col-metricslossmin">0.2</td>', html=True)
-    assertContains(response, '<td class="col-metricsloss">0.4</td>', html=True)
-    assertContains(response, '<td class="col-tagsteam">vision</td>', html=True)
+    assertContains(response, '<td class="col-metricslossmin" title="0.2" data-exact="0.2">0.2</td>', html=True)
+    assertContains(response, '<td class="col-metricsloss" title="0.4" data-exact="0.4">0.4</td>', html=True)
+    assertContains(response, '<td class="col-tagsteam" title="vision">vision</td>', html=True)
     # The header links keep the rest of the state and flip the direction.
     assertContains(response, "sort=-metrics.loss.min")
     assertContains(response, "cols=name%2Cmetrics.loss%2Cmetrics.loss.min%2Ctags.team")
@@ -260,6 +260,15 @@ def test_the_runs_tables_cells_are_escaped(client: Any, workspace: Any, alice: A
     assert "<b>bold</b>" not in body and "<script>alert" not in body and "<i>k</i>" not in body
     assert 'aria-label="Compare &lt;b&gt;bold&lt;/b&gt;"' in body
     assert ">&lt;b&gt;bold&lt;/b&gt;</a>" in body
-    assert '<td class="col-description">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in body
+    # A cell's full text is its title (the cell itself is one line, cut with an ellipsis): escaped too.
+    assert (
+        '<td class="col-description" title="&lt;script&gt;alert(1)&lt;/script&gt;">'
+        "&lt;script&gt;alert(1)&lt;/script&gt;</td>" in body
+    )
     assert '<span class="chip">&lt;i&gt;k&lt;/i&gt;: &quot;quoted&quot; &amp; &lt;v&gt;</span>' in body
-    assert '<td class="col-tagsiki">&quot;quoted&quot; &amp; &lt;v&gt;</td>' in body
+    assert (
+        '<td class="col-tagsiki" title="&quot;quoted&quot; &amp; &lt;v&gt;">&quot;quoted&quot; &amp; &lt;v&gt;</td>'
+        in body
+    )
+    assert 'title="&lt;i&gt;k&lt;/i&gt;: &quot;quoted&quot; &amp; &lt;v&gt;"' in body  # the tags cell's title
+    assert 'title="&lt;b&gt;bold&lt;/b&gt;"' in body  # the name's
