@@ -74,3 +74,35 @@ document.addEventListener("htmx:configRequest", (event) => {
     if (!values.length && viewKeys.has(name)) form.append(name, "");
   }
 });
+
+// The runs grid: a running run's Duration ticks every second, counted from its data-started (the
+// server drew the value it had; without JavaScript that stays). Written as Python's str(timedelta),
+// as the server writes it: "1:02:03", "2 days, 1:02:03".
+function tickDurations() {
+  const now = Date.now();
+  document.querySelectorAll("table.runs [data-started]").forEach((cell) => {
+    const seconds = Math.max(0, Math.floor((now - Date.parse(cell.dataset.started)) / 1000));
+    const days = Math.floor(seconds / 86400);
+    const rest = seconds % 86400;
+    const clock = `${Math.floor(rest / 3600)}:${String(Math.floor(rest / 60) % 60).padStart(2, "0")}:${String(rest % 60).padStart(2, "0")}`;
+    cell.textContent = days ? `${days} day${days === 1 ? "" : "s"}, ${clock}` : clock;
+  });
+}
+setInterval(tickDurations, 1000);
+
+// A copy of cells from the grid carries the numbers' exact values (data-exact), not the rounded ones
+// shown: rows become lines and cells tab-separated, as a spreadsheet pastes them.
+document.addEventListener("copy", (event) => {
+  const selection = document.getSelection();
+  if (!selection || selection.isCollapsed || !selection.rangeCount) return;
+  const range = selection.getRangeAt(0);
+  const table = range.commonAncestorContainer.parentElement?.closest?.("table.runs")
+    || (range.commonAncestorContainer.closest?.("table.runs"));
+  if (!table || !table.querySelector("[data-exact]")) return;
+  const rows = [...table.querySelectorAll("tbody tr")].filter((row) => selection.containsNode(row, true));
+  if (!rows.length) return;
+  const text = rows.map((row) => [...row.cells].filter((cell) => selection.containsNode(cell, true))
+    .map((cell) => (cell.dataset.exact ?? cell.textContent.trim())).join("\t")).join("\n");
+  event.clipboardData.setData("text/plain", text);
+  event.preventDefault();
+});

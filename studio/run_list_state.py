@@ -26,11 +26,14 @@ from studio import tables
 
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
-TEXT_PARAMS = ("q", "sort", "cols", "target", "user", "tag", "prop", "metric")
+TEXT_PARAMS = ("q", "sort", "cols", "density", "target", "user", "tag", "prop", "metric")
 LIST_PARAMS = ("status", "experiment")  # multi-select: ?status=Failed&status=Canceled
-PARAMS = ("q", "sort", "cols", "children", "compare", "status", "experiment", "target", "user",
+PARAMS = ("q", "sort", "cols", "density", "children", "compare", "status", "experiment", "target", "user",
           "created_from", "created_to", "tag", "prop", "metric", "metric_min", "metric_max")  # fmt: skip
-FILTERS = PARAMS[5:]
+FILTERS = PARAMS[PARAMS.index("status") :]
+# How tall the grid's rows are; none said: comfortable. Said, it is kept as said (a view that says
+# "comfortable" stays so under a default that might change).
+DENSITIES = ("comfortable", "compact")
 MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "target": 255, "user": 150, "tag": 500, "prop": 500,
                "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
 COMPARE_MAX = 50
@@ -75,6 +78,7 @@ class RunListState:
     q: str = ""
     sort: str = ""
     cols: tuple[str, ...] = ()  # as chosen; none: the default columns
+    density: str = ""  # one of DENSITIES, or "": comfortable
     children: bool = False
     compare: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
@@ -106,6 +110,9 @@ class RunListState:
         for name, limit in MAX_LENGTHS.items():
             if any(len(value) > limit for value in _values(params, name)):
                 errors[name] = f"at most {limit} characters"
+        found["density"] = found["density"].lower()
+        if found["density"] and found["density"] not in DENSITIES:
+            errors["density"] = f"rows are {' or '.join(DENSITIES)}, not {found['density']!r}"
         found["children"] = _one(params, "children").lower() not in FALSE_WORDS
         found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
         if len(found["compare"]) > COMPARE_MAX:

@@ -15,6 +15,7 @@ FULL = {
     "q": "resnet or vit",
     "sort": "-metrics.loss.min",
     "cols": "name,status,tags.team,metrics.loss.min",
+    "density": "compact",
     "children": "1",
     "compare": "a_1,b_2",
     "status": ["Failed", "Canceled"],
@@ -90,6 +91,7 @@ def test_query_joins_the_search_text_and_the_filters_in_the_query_language() -> 
         ({"metric": "loss", "metric_min": "nan"}, "metric_min", "Enter a number"),
         ({"metric_max": "3"}, "metric", "name the metric"),
         ({"page": "0"}, "page", "whole number from 1"),
+        ({"density": "cosy"}, "density", "rows are comfortable or compact, not 'cosy'"),
         ({"q": "x" * 2001}, "q", "at most 2000 characters"),
         ({"compare": ",".join(f"r{i}" for i in range(51))}, "compare", "at most 50 runs"),
     ],
@@ -100,6 +102,13 @@ def test_it_refuses_a_bad_field_with_a_message_naming_it(params: dict[str, Any],
     assert list(refused.value.errors) == [field]
     assert words in refused.value.errors[field]
     assert str(refused.value).startswith(f"{field}: ")
+
+
+def test_a_density_said_is_kept_as_said() -> None:
+    # "comfortable" is what none means, but a view that says it keeps saying it.
+    assert RunListState.from_params({"density": "Comfortable"}).to_params() == {"density": "comfortable"}
+    assert RunListState.from_params({"density": "compact"}).query() == ""  # not a filter
+    assert not RunListState.from_params({"density": "compact"}).filtering
 
 
 def test_it_names_every_bad_field_at_once() -> None:

@@ -1,0 +1,162 @@
+"""The All runs grid in a real browser (Debian's Chromium): it scrolls in its own pane, never the
+page; the header and the select and name columns stay put; every row is one line; numbers and
+times read short with the exact value kept; the density switch is state that survives a reload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from runs.models import Run
+from tests.conftest import make_run
+
+COLUMNS = (
+    "name,run_id,experiment,status,submitted_by,target,created,duration,description,tags,tags.team,"
+    "properties.lr,properties.optimizer,metrics.loss,metrics.loss.min,metrics.accuracy,metrics.accuracy.max"
+)
+
+
+def seed_runs(workspace: Any, user: Any, count: int = 30) -> list[Run]:
+    """``count`` runs with long names, tags, properties and metrics, made over the last weeks."""
+    made = []
+    for i in range(count):
+        run = make_run(
+            workspace,
+            user,
+            f"image-classification-{i % 3}",
+            run_id=f"resnet-50-imagenet-sweep-{i:03d}-{'ab' * 6}",
+            display_name=f"resnet50 baseline, lr warmup then cosine decay, mixed precision, seed {i}",
+            description="A long description of what this run tried, " * 4,
+            tags={"team": "vision-research", "dataset": "imagenet-1k", "priority": "high" if i % 2 else None},
+            properties={"lr": f"{0.001 * (i + 1)!r}", "optimizer": "adamw with decoupled weight decay"},
+        )
+        run.log_metrics(
+            [{"name": "loss", "value": 1 / (i + 1) + 0.123456789 * step} for step in range(3)]
+            + [{"name": "accuracy", "value": 0.9123456789 - i / 1000}]
+        )
+        if i % 4:
+            run.transition(Run.Status.COMPLETED if i % 3 else Run.Status.FAILED)
+        ago = timezone.now() - dt.timedelta(hours=3 * i + 1)
+        Run.objects.filter(pk=run.pk).update(created_at=ago, started_at=ago)
+        made.append(run)
+    return made
+
+
+@pytest.fixture
+def grid(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> tuple[Page, list[str]]:
+    seed_runs(workspace, alice)
+    page = login_as(alice)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+
+def _scroll_widths(page: Page) -> dict[str, float]:
+    return page.evaluate(
+        """() => { const pane = document.querySelector('.grid-pane');
+          return {page: document.documentElement.scrollWidth, viewport: document.documentElement.clientWidth,
+                  pane: pane.scrollWidth, paneBox: pane.clientWidth}; }"""
+    )
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_grid_scrolls_in_its_pane_and_its_header_and_name_column_stay(
+    grid: tuple[Page, list[str]], live_server: Any, width: int
+) -> None:
+    page, errors = grid
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/w/default/runs/?cols={COLUMNS}")
+    expect(page.locator("#runs-table tbody tr")).to_have_count(30)
+    widths = _scroll_widths(page)
+    assert widths["page"] == widths["viewport"] == width  # the page does not scroll sideways
+    assert widths["pane"] > widths["paneBox"]  # the pane does
+
+    header = page.locator("#runs-table thead th.col-status")
+    name = page.locator("#runs-table tbody tr").nth(5).locator("td.col-name")
+    select = page.locator("#runs-table tbody tr").nth(5).locator("td.col-select")
+    before = {"header": header.bounding_box(), "name": name.bounding_box(), "select": select.bounding_box()}
+    page.locator(".grid-pane").evaluate("pane => { pane.scrollTop = 300; pane.scrollLeft = 900; }")
+    page.wait_for_timeout(100)
+    after = {"header": header.bounding_box(), "name": name.bounding_box(), "select": select.bounding_box()}
+    assert after["header"]["y"] == before["header"]["y"]  # the header stayed at the top of the pane
+    assert after["name"]["x"] == before["name"]["x"] and after["select"]["x"] == before["select"]["x"]
+    assert after["name"]["y"] < before["name"]["y"]  # while the rows scrolled up
+    # Nothing shows through the sticky cells: they have opaque backgrounds.
+    backgrounds = page.evaluate(
+        """() => [...document.querySelectorAll('#runs-table :is(thead th, td.col-name, td.col-select)')]
+                 .map(cell => getComputedStyle(cell).backgroundColor)"""
+    )
+    assert all(b.startswith("rgb(") for b in backgrounds), set(backgrounds)
+    assert errors == []
+
+
+def test_every_row_is_one_line_and_long_values_keep_their_full_text(
+    grid: tuple[Page, list[str]], live_server: Any
+) -> None:
+    page, errors = grid
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name")
+    one_line = page.locator("#runs-table tbody tr").first.bounding_box()["height"]
+    page.goto(f"{live_server.url}/w/default/runs/?cols={COLUMNS}")
+    heights = page.evaluate("() => [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.offsetHeight)")
+    assert len(heights) == 30 and set(heights) == {round(one_line)}, heights
+    name = page.locator("#runs-table tbody tr").first.locator("td.col-name")
+    assert name.get_attribute("title").startswith("resnet50 baseline, lr warmup then cosine decay")
+    assert name.evaluate("td => td.scrollWidth > td.clientWidth")  # cut with an ellipsis, not wrapped
+    run_id = page.locator("#runs-table tbody tr").first.locator("td.col-run_id")
+    assert run_id.evaluate("td => td.getClientRects().length") == 1
+    loss = page.locator("#runs-table tbody tr").first.locator("td.col-metricsloss")
+    expect(loss).to_have_text("1.247")
+    assert loss.get_attribute("data-exact") == repr(1 + 0.123456789 * 2)
+    assert errors == []
+
+
+def test_a_running_runs_duration_ticks(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,status,duration")
+    ticking = page.locator("#runs-table tbody tr").first.locator("td.col-duration [data-started]")
+    first = ticking.text_content()
+    expect(ticking).not_to_have_text(first, timeout=3000)
+    assert first.startswith("1:00:") or first.startswith("0:59:")  # started an hour ago
+    assert errors == []
+
+
+def test_the_density_switch_is_state_that_survives_a_reload(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,status")
+    rows = page.locator("#runs-table tbody tr")
+    comfortable = rows.first.bounding_box()["height"]
+    page.get_by_role("link", name="Compact").click()
+    expect(page.locator("table.runs")).to_have_class("grid runs density-compact")
+    assert "density=compact" in page.url
+    compact = rows.first.bounding_box()["height"]
+    assert compact < comfortable
+    page.locator("#search").fill("status = Failed")  # the state form keeps the density
+    expect(rows).to_have_count(7)
+    assert "density=compact" in page.url
+    page.reload()
+    expect(page.locator("table.runs")).to_have_class("grid runs density-compact")
+    assert rows.first.bounding_box()["height"] == compact
+    page.get_by_role("link", name="Comfortable").click()
+    expect(page.locator("table.runs")).to_have_class("grid runs")
+    assert "density=comfortable" in page.url
+    assert errors == []
+
+
+@pytest.mark.skipif(not os.environ.get("GRID_SCREENSHOTS"), reason="screenshots for a person to look at")
+def test_screenshots(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, _ = grid
+    for theme in ("light", "dark"):
+        for width in (1400, 800):
+            page.emulate_media(color_scheme=theme)
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server.url}/w/default/runs/?cols={COLUMNS}")
+            page.screenshot(path=f"{os.environ['GRID_SCREENSHOTS']}/grid-{theme}-{width}.png")
+            page.locator(".grid-pane").evaluate("pane => { pane.scrollTop = 200; pane.scrollLeft = 700; }")
+            page.screenshot(path=f"{os.environ['GRID_SCREENSHOTS']}/grid-{theme}-{width}-scrolled.png")
