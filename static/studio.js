@@ -106,3 +106,46 @@ document.addEventListener("copy", (event) => {
   event.clipboardData.setData("text/plain", text);
   event.preventDefault();
 });
+
+// The runs grid: drag a header's right edge to set the column's width. While dragging, the width is
+// set in the page's <style id="grid-widths">; on release it goes into the state form's `widths`
+// (column:px, the last said kept) and the form is submitted, so the URL (and a view saved from it)
+// holds it, as the column picker's drag does with `cols`.
+let resizing = null;
+document.addEventListener("pointerdown", (event) => {
+  const handle = event.target.closest?.("table.runs .col-resizer");
+  if (!handle || event.button !== 0) return;
+  event.preventDefault();
+  const header = handle.closest("th");
+  resizing = { handle, startX: event.clientX, startWidth: header.getBoundingClientRect().width, width: null };
+  handle.classList.add("resizing");
+  handle.setPointerCapture(event.pointerId);
+});
+document.addEventListener("pointermove", (event) => {
+  if (!resizing) return;
+  resizing.width = Math.round(Math.min(2000, Math.max(40, resizing.startWidth + event.clientX - resizing.startX)));
+  const css = resizing.handle.dataset.class;
+  const rule = `#runs-table .${css}{width:${resizing.width}px;min-width:${resizing.width}px;max-width:${resizing.width}px}`;
+  let live = document.getElementById("grid-widths-live");
+  if (!live) {
+    live = document.createElement("style");
+    live.id = "grid-widths-live";
+    document.head.append(live);
+  }
+  live.textContent = rule;
+});
+document.addEventListener("pointerup", () => {
+  if (!resizing) return;
+  const { handle, width } = resizing;
+  resizing = null;
+  handle.classList.remove("resizing");
+  const form = document.getElementById("state-form");
+  if (width === null || !form?.elements.widths) return;
+  const key = handle.dataset.key;
+  const widths = form.elements.widths.value.split(",").filter((item) => item && item.slice(0, item.lastIndexOf(":")) !== key);
+  widths.push(`${key}:${width}`);
+  form.elements.widths.value = widths.join(",");
+  form.requestSubmit();
+});
+// The server's widths arrive with the table: the dragged one's live rule has done its work.
+document.addEventListener("htmx:afterSettle", () => document.getElementById("grid-widths-live")?.remove());

@@ -26,16 +26,18 @@ from studio import tables
 
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
-TEXT_PARAMS = ("q", "sort", "cols", "density", "target", "user", "tag", "prop", "metric")
+TEXT_PARAMS = ("q", "sort", "cols", "density", "widths", "target", "user", "tag", "prop", "metric")
 LIST_PARAMS = ("status", "experiment")  # multi-select: ?status=Failed&status=Canceled
-PARAMS = ("q", "sort", "cols", "density", "children", "compare", "status", "experiment", "target", "user",
+PARAMS = ("q", "sort", "cols", "density", "widths", "children", "compare", "status", "experiment", "target", "user",
           "created_from", "created_to", "tag", "prop", "metric", "metric_min", "metric_max")  # fmt: skip
 FILTERS = PARAMS[PARAMS.index("status") :]
 # How tall the grid's rows are; none said: comfortable. Said, it is kept as said (a view that says
 # "comfortable" stays so under a default that might change).
 DENSITIES = ("comfortable", "compact")
-MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "target": 255, "user": 150, "tag": 500, "prop": 500,
-               "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
+# A column's width, set by dragging its header's edge (static/studio.js): ?widths=name:240,metrics.loss:90 (px).
+WIDTH_RANGE = (40, 2000)
+MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "widths": 2000, "target": 255, "user": 150, "tag": 500,
+               "prop": 500, "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
 COMPARE_MAX = 50
 FALSE_WORDS = ("", "0", "false", "off", "no")
 
@@ -79,6 +81,7 @@ class RunListState:
     sort: str = ""
     cols: tuple[str, ...] = ()  # as chosen; none: the default columns
     density: str = ""  # one of DENSITIES, or "": comfortable
+    widths: tuple[tuple[str, int], ...] = ()  # (column key, px), as dragged; none: each as wide as it needs
     children: bool = False
     compare: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
@@ -113,6 +116,11 @@ class RunListState:
         found["density"] = found["density"].lower()
         if found["density"] and found["density"] not in DENSITIES:
             errors["density"] = f"rows are {' or '.join(DENSITIES)}, not {found['density']!r}"
+        try:
+            found["widths"] = tuple(parse_widths(found["widths"]).items())
+        except ValueError as error:
+            errors.setdefault("widths", str(error))
+            found["widths"] = ()
         found["children"] = _one(params, "children").lower() not in FALSE_WORDS
         found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
         if len(found["compare"]) > COMPARE_MAX:
@@ -208,6 +216,9 @@ class RunListState:
             elif name in ("cols", "compare"):
                 if value:
                     params[name] = ",".join(value)
+            elif name == "widths":
+                if value:
+                    params[name] = ",".join(f"{key}:{px}" for key, px in value)
             elif name == "children":
                 if value:
                     params[name] = "1"
@@ -277,6 +288,22 @@ class RunListState:
         """Each parameter's value for the page's form controls: strings, and sets for the lists."""
         params = self.to_params()
         return {name: set(params.get(name, ())) if name in LIST_PARAMS else params.get(name, "") for name in PARAMS}
+
+
+def parse_widths(text: str) -> dict[str, int]:
+    """``name:240,metrics.loss:90`` as {column key: px}; raises ValueError naming what is wrong. A key
+    given twice keeps its last width (a drag appends)."""
+    widths: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, px = item.rpartition(":")
+        low, high = WIDTH_RANGE
+        if not sep or not key.strip() or not px.strip().isdigit() or not low <= int(px) <= high:
+            raise ValueError(f"a width is column:pixels, {low} to {high} (name:240), not {item!r}")
+        widths.pop(key.strip(), None)
+        widths[key.strip()] = int(px)
+    return widths
 
 
 def fields_of(params: Params) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class Column:
 
     @cached_property
     def css_class(self) -> str:
-        return f"col-{slugify(self.key)}"
+        return css_class(self.key)
 
     @property
     def keyed(self) -> tuple[str, str, str] | None:
@@ -54,6 +54,11 @@ class Column:
                 return kind, name, aggregate
             return kind, rest, "last"
         return kind, rest, ""
+
+
+def css_class(key: str) -> str:
+    """The class of a column's cells (``col-metricslossmin``): a slug, safe in HTML and CSS."""
+    return f"col-{slugify(key)}"
 
 
 PLAIN_COLUMNS = {

@@ -16,6 +16,7 @@ FULL = {
     "sort": "-metrics.loss.min",
     "cols": "name,status,tags.team,metrics.loss.min",
     "density": "compact",
+    "widths": "name:240,metrics.loss.min:90",
     "children": "1",
     "compare": "a_1,b_2",
     "status": ["Failed", "Canceled"],
@@ -92,6 +93,9 @@ def test_query_joins_the_search_text_and_the_filters_in_the_query_language() -> 
         ({"metric_max": "3"}, "metric", "name the metric"),
         ({"page": "0"}, "page", "whole number from 1"),
         ({"density": "cosy"}, "density", "rows are comfortable or compact, not 'cosy'"),
+        ({"widths": "name:wide"}, "widths", "a width is column:pixels, 40 to 2000 (name:240), not 'name:wide'"),
+        ({"widths": "name:5"}, "widths", "not 'name:5'"),
+        ({"widths": "name"}, "widths", "not 'name'"),
         ({"q": "x" * 2001}, "q", "at most 2000 characters"),
         ({"compare": ",".join(f"r{i}" for i in range(51))}, "compare", "at most 50 runs"),
     ],
@@ -109,6 +113,14 @@ def test_a_density_said_is_kept_as_said() -> None:
     assert RunListState.from_params({"density": "Comfortable"}).to_params() == {"density": "comfortable"}
     assert RunListState.from_params({"density": "compact"}).query() == ""  # not a filter
     assert not RunListState.from_params({"density": "compact"}).filtering
+
+
+def test_a_width_dragged_again_keeps_its_last_value() -> None:
+    state = RunListState.from_params({"widths": "name:240, status:90,name:300"})
+    assert state.widths == (("status", 90), ("name", 300))
+    assert state.to_params() == {"widths": "status:90,name:300"}
+    # A tag key may hold a colon: the width is after the last one.
+    assert RunListState.from_params({"widths": "tags.a:b:120"}).widths == (("tags.a:b", 120),)
 
 
 def test_it_names_every_bad_field_at_once() -> None:

@@ -83,3 +83,18 @@ def test_a_view_keeps_the_density_and_the_page_shows_it(client: Any, workspace: 
     body = client.get(f"/w/default/runs/?view={view.pk}&density=comfortable").content.decode()
     assert '<table class="grid runs">' in body  # the URL's word wins over the view's
     assert client.get("/w/default/runs/", {"density": "cosy"}).status_code == 400
+
+
+def test_dragged_widths_become_one_css_rule_a_column(client: Any, workspace: Any, alice: Any) -> None:
+    make_run(workspace, alice, "mnist", display_name="one")
+    widths = "name:240,tags.<b>x</b>:90"
+    body = logged_in(client, alice).get("/w/default/runs/", {"cols": "name,tags.<b>x</b>", "widths": widths}).content
+    body = body.decode()
+    assert (
+        '<style id="grid-widths">#runs-table .col-name{width:240px;min-width:240px;max-width:240px}'
+        "#runs-table .col-tagsbxb{width:90px;min-width:90px;max-width:90px}</style>"
+    ) in body  # a slug, not the key as typed
+    assert '<input type="hidden" name="widths" value="name:240,tags.&lt;b&gt;x&lt;/b&gt;:90">' in body
+    refused = client.get("/w/default/runs/", {"widths": "name:1;}body{color:red"})
+    assert refused.status_code == 400
+    assert b"body{color:red}" not in refused.content

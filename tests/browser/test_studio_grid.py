@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Any
 
 import pytest
@@ -146,6 +147,30 @@ def test_the_density_switch_is_state_that_survives_a_reload(grid: tuple[Page, li
     page.get_by_role("link", name="Comfortable").click()
     expect(page.locator("table.runs")).to_have_class("grid runs")
     assert "density=comfortable" in page.url
+    assert errors == []
+
+
+def test_a_column_is_resized_by_dragging_its_header_edge_and_keeps_its_width(
+    grid: tuple[Page, list[str]], live_server: Any
+) -> None:
+    page, errors = grid
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,run_id,status")
+    header = page.locator("#runs-table thead th.col-run_id")
+    cell = page.locator("#runs-table tbody tr").first.locator("td.col-run_id")
+    before = header.bounding_box()
+    edge = header.locator(".col-resizer").bounding_box()
+    page.mouse.move(edge["x"] + edge["width"] / 2, edge["y"] + edge["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(edge["x"] - (before["width"] - 150), edge["y"] + 5, steps=5)
+    page.mouse.up()
+    expect(page).to_have_url(re.compile(r"widths=run_id%3A\d+"))
+    width = int(re.search(r"widths=run_id%3A(\d+)", page.url).group(1))
+    assert abs(width - 150) <= 5  # where the pointer went, give or take the handle
+    assert abs(cell.bounding_box()["width"] - width) <= 1  # the cells follow their header
+    assert cell.evaluate("td => td.scrollWidth > td.clientWidth")  # the id is cut with an ellipsis
+    page.reload()
+    assert abs(header.bounding_box()["width"] - width) <= 1
     assert errors == []
 
 
