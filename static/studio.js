@@ -101,7 +101,8 @@ document.addEventListener("copy", (event) => {
   if (!table || !table.querySelector("[data-exact]")) return;
   const rows = [...table.querySelectorAll("tbody tr")].filter((row) => selection.containsNode(row, true));
   if (!rows.length) return;
-  const text = rows.map((row) => [...row.cells].filter((cell) => selection.containsNode(cell, true))
+  const text = rows.map((row) => [...row.cells]
+    .filter((cell) => !cell.classList.contains("col-select") && selection.containsNode(cell, true))
     .map((cell) => (cell.dataset.exact ?? cell.textContent.trim())).join("\t")).join("\n");
   event.clipboardData.setData("text/plain", text);
   event.preventDefault();

@@ -118,6 +118,25 @@ def test_every_row_is_one_line_and_long_values_keep_their_full_text(
     assert errors == []
 
 
+def test_a_copy_of_grid_cells_carries_the_exact_numbers(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,metrics.loss")
+    copied = page.evaluate(
+        """() => { const rows = document.querySelectorAll('#runs-table tbody tr');
+          const range = document.createRange();
+          range.setStartBefore(rows[0].cells[1]); range.setEndAfter(rows[1].cells[2]);
+          getSelection().removeAllRanges(); getSelection().addRange(range);
+          const init = {clipboardData: new DataTransfer(), bubbles: true, cancelable: true};
+          const event = new ClipboardEvent('copy', init);
+          document.activeElement.dispatchEvent(event);
+          return event.clipboardData.getData('text/plain'); }"""
+    )
+    name = "resnet50 baseline, lr warmup then cosine decay, mixed precision, seed"
+    assert copied == f"{name} 0\t{1 + 0.123456789 * 2!r}\n{name} 1\t{0.5 + 0.123456789 * 2!r}"
+    assert page.locator("#runs-table tbody tr").first.locator("td.col-metricsloss").text_content() == "1.247"
+    assert errors == []
+
+
 def test_a_running_runs_duration_ticks(grid: tuple[Page, list[str]], live_server: Any) -> None:
     page, errors = grid
     page.goto(f"{live_server.url}/w/default/runs/?cols=name,status,duration")
