@@ -5,7 +5,6 @@ times read short with the exact value kept; the density switch is state that sur
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from typing import Any
 
@@ -191,16 +190,3 @@ def test_a_column_is_resized_by_dragging_its_header_edge_and_keeps_its_width(
     page.reload()
     assert abs(header.bounding_box()["width"] - width) <= 1
     assert errors == []
-
-
-@pytest.mark.skipif(not os.environ.get("GRID_SCREENSHOTS"), reason="screenshots for a person to look at")
-def test_screenshots(grid: tuple[Page, list[str]], live_server: Any) -> None:
-    page, _ = grid
-    for theme in ("light", "dark"):
-        for width in (1400, 800):
-            page.emulate_media(color_scheme=theme)
-            page.set_viewport_size({"width": width, "height": 900})
-            page.goto(f"{live_server.url}/w/default/runs/?cols={COLUMNS}")
-            page.screenshot(path=f"{os.environ['GRID_SCREENSHOTS']}/grid-{theme}-{width}.png")
-            page.locator(".grid-pane").evaluate("pane => { pane.scrollTop = 200; pane.scrollLeft = 700; }")
-            page.screenshot(path=f"{os.environ['GRID_SCREENSHOTS']}/grid-{theme}-{width}-scrolled.png")
