@@ -224,7 +224,9 @@ def test_a_snapshot_sent_again_is_a_no_op(alice_api: Any, alice: Any, workspace:
     def zipped(text: str) -> bytes:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("train.py", text)
+            # A fixed time: writestr stamps the entry with the current second, so two zips of the same
+            # text made a second apart differ (the retry sends the very bytes of the first attempt).
+            archive.writestr(zipfile.ZipInfo("train.py", date_time=(2026, 1, 1, 0, 0, 0)), text)
         return buffer.getvalue()
 
     run = make_run(workspace, alice, type="script", status="NotStarted", script="train.py")
