@@ -4,6 +4,7 @@ Fault tests kill, restart and overload it; the suite's in-process live server ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,6 +89,14 @@ class StudioServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        try:
+            self._wait_until_it_answers()
+        except BaseException:
+            self.kill()  # a server that never came up must not outlive the test that started it
+            raise
+
+    def _wait_until_it_answers(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the server exited: {self.log()}"
@@ -102,7 +111,8 @@ class StudioServer:
     def kill(self) -> None:
         """SIGKILL the whole server: the gunicorn master and its workers, with no chance to clean up."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)  # its own process group: see start()
+        with contextlib.suppress(ProcessLookupError):  # the master may have exited already
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own process group: see start()
         self.process.wait(timeout=30)
         self.process = None
 

@@ -71,20 +71,19 @@ def studio(tmp_path: Path, relay: Relay) -> Iterator[StudioServer]:
     """gunicorn with 2 workers, each with its sender thread, mailing through the relay."""
     data = tmp_path / "data"
     data.mkdir()
-    server = StudioServer(data, database_configurations()[0], workers=2, threads=2)
-    server.env.pop("CELERY_BROKER_URL", None)  # the embedded senders, not a Celery queue
-    server.env |= {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(relay.port),
-        "EMAIL_TIMEOUT": "5",
-        "NOTIFY_INTERVAL": "0.2",
-        "NOTIFY_RETRY_BASE": str(RETRY_BASE),
-        "NOTIFY_RETRY_MAX": str(RETRY_MAX),
-        "STUDIO_NOTIFY": "True",
-    }
-    server.start()
-    yield server
-    server.close()
+    with StudioServer(data, database_configurations()[0], workers=2, threads=2) as server:
+        server.env.pop("CELERY_BROKER_URL", None)  # the embedded senders, not a Celery queue
+        server.env |= {
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(relay.port),
+            "EMAIL_TIMEOUT": "5",
+            "NOTIFY_INTERVAL": "0.2",
+            "NOTIFY_RETRY_BASE": str(RETRY_BASE),
+            "NOTIFY_RETRY_MAX": str(RETRY_MAX),
+            "STUDIO_NOTIFY": "True",
+        }
+        server.start()
+        yield server
 
 
 def deliveries(server: StudioServer) -> list[dict[str, Any]]:
