@@ -117,6 +117,7 @@ class _Token:
     text: str
     pos: int
     parts: tuple[str, ...] = ()  # a word's dotted parts, quoted parts unquoted
+    end: int = 0  # where it ends in the text (a string token's text is unquoted, so not pos + len)
 
 
 def _read_string(text: str, start: int) -> tuple[str, int]:
@@ -146,14 +147,14 @@ def _tokens(text: str) -> list[_Token]:
         if char.isspace():
             pos += 1
         elif char in "(),":
-            tokens.append(_Token({"(": "lparen", ")": "rparen", ",": "comma"}[char], char, pos))
+            tokens.append(_Token({"(": "lparen", ")": "rparen", ",": "comma"}[char], char, pos, end=pos + 1))
             pos += 1
         elif char in "\"'":
             value, end = _read_string(text, pos)
-            tokens.append(_Token("string", value, pos))
+            tokens.append(_Token("string", value, pos, end=end))
             pos = end
         elif (op := next((op for op in OPERATORS if text.startswith(op, pos)), None)) and not _inside_time(text, pos):
-            tokens.append(_Token("op", "=" if op == ":" else op, pos))
+            tokens.append(_Token("op", "=" if op == ":" else op, pos, end=pos + len(op)))
             pos += len(op)
         else:
             start, parts, current = pos, [], []
@@ -177,8 +178,8 @@ def _tokens(text: str) -> list[_Token]:
                 parts.append("".join(current))
             if pos == start:
                 raise QueryError(f"unexpected {text[pos]!r} at character {pos}")
-            tokens.append(_Token("word", text[start:pos], start, tuple(parts)))
-    tokens.append(_Token("end", "", len(text)))
+            tokens.append(_Token("word", text[start:pos], start, tuple(parts), end=pos))
+    tokens.append(_Token("end", "", len(text), end=len(text)))
     return tokens
 
 
@@ -189,6 +190,9 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
         self.pos = 0
+        # The (start, end) in the text of each term of the "and" parsed last: after ``parse``, the
+        # top level's (nested ones finish before the one that holds them).
+        self.and_spans: list[tuple[int, int]] = []
 
     def peek(self, offset: int = 0) -> _Token:
         return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
@@ -216,14 +220,17 @@ class _Parser:
         return items[0] if len(items) == 1 else Or(tuple(items))
 
     def parse_and(self) -> Node:
-        items = [self.parse_unary()]
+        items, spans = [], []
         while True:
+            start = self.peek().pos
+            items.append(self.parse_unary())
+            spans.append((start, self.tokens[self.pos - 1].end))
             token = self.peek()
             if self.is_keyword(token, "and"):
                 self.take()
             elif token.kind in ("end", "rparen") or self.is_keyword(token, "or"):
                 break
-            items.append(self.parse_unary())
+        self.and_spans = spans
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def parse_unary(self) -> Node:
@@ -295,11 +302,114 @@ def _field_of(token: _Token) -> Field | None:
     return Field(prefix, key)
 
 
+def is_bare_word(value: str) -> bool:
+    """Whether ``value`` reads back as itself unquoted: one word, not a keyword (for writing
+    ``tags.team = vision`` rather than ``tags."team" = "vision"``)."""
+    return bool(value) and value.lower() not in _KEYWORDS and not any(c.isspace() or c in _SPECIAL for c in value)
+
+
+def literal(value: str) -> str:
+    """A value or key as the query language reads it: a bare word where it is one, quoted otherwise."""
+    return value if is_bare_word(value) else quote(value)
+
+
 def parse(text: str) -> Node | None:
     """Parse query text into an AST; ``None`` for blank text. Raises ``QueryError``."""
     if not text.strip():
         return None
     return _Parser(text).parse()
+
+
+def conditions(text: str) -> list[tuple[str, Node]]:
+    """The query's top-level conditions, the terms that "and" (or a space) joins, each with its text
+    as written: ``status = Failed metrics.loss < 0.2`` has two; ``a or b`` has one. The studio shows
+    them as filter chips; the query without one is the other conditions' texts joined by "and".
+    Raises ``QueryError``."""
+    if not text.strip():
+        return []
+    parser = _Parser(text)
+    node = parser.parse()
+    # One condition: not an "and", or an "and" in parentheses ("(a and b)": the top level's one
+    # term is the inner "and", whose spans were overwritten by the top level's one span).
+    if not isinstance(node, And) or len(parser.and_spans) != len(node.items):
+        return [(text.strip(), node)]
+    return [(text[start:end], item) for (start, end), item in zip(parser.and_spans, node.items, strict=True)]
+
+
+def impossible_range(text: str) -> str | None:
+    """Why no run can match ``text``, when two of its "and"-ed conditions bound one date or number
+    from opposite sides and leave nothing between them (``created >= 2026-03-01 and created <=
+    2026-02-01``, ``metrics.loss > 1 metrics.loss < 0.5``); None otherwise. Such a query is valid,
+    and the API answers it with no runs; the studio refuses it, as a range typed the wrong way round.
+    Raises ``QueryError``."""
+    lower: dict[Field, tuple[Any, bool, str]] = {}  # field -> (bound, strict, the condition's text)
+    upper: dict[Field, tuple[Any, bool, str]] = {}
+    pending = [(condition, node) for condition, node in conditions(text)]
+    while pending:
+        condition, node = pending.pop(0)
+        if isinstance(node, And):  # (a and b) inside an "and": still all must hold
+            pending.extend((condition, item) for item in node.items)
+            continue
+        if not isinstance(node, Compare) or node.op not in ("=", "<", "<=", ">", ">="):
+            continue
+        bounds = _bounds(node)
+        if bounds is None:
+            continue
+        low, high = bounds
+        if low is not None and (node.field not in lower or _tighter(low, lower[node.field][:2], above=True)):
+            lower[node.field] = (*low, condition)
+        if high is not None and (node.field not in upper or _tighter(high, upper[node.field][:2], above=False)):
+            upper[node.field] = (*high, condition)
+        if node.field in lower and node.field in upper:
+            (start, open_start, said_start), (end, open_end, said_end) = lower[node.field], upper[node.field]
+            if start > end or (start == end and (open_start or open_end)):
+                if said_start == said_end:
+                    return f"no run can match {said_start}"
+                first, second = sorted((said_start, said_end), key=text.find)
+                return f"no run can match both {first} and {second}; is the range the wrong way round?"
+    return None
+
+
+def _tighter(bound: tuple[Any, bool], than: tuple[Any, bool], *, above: bool) -> bool:
+    (value, strict), (other, other_strict) = bound, than
+    if value == other:
+        return strict and not other_strict
+    return value > other if above else value < other
+
+
+def _bounds(node: Compare) -> tuple[tuple[Any, bool] | None, tuple[Any, bool] | None] | None:
+    """A comparison as (lower bound, upper bound) of its field, each (value, strict) or None; None
+    for a field that is not a date or a number. Dates become the instants their days start and end
+    at, as ``_datetime_q`` reads them."""
+    field, op, value = node.field, node.op, node.value
+    kind = "number" if field.name == "metrics" else PLAIN_FIELDS.get(field.name, ("", ""))[1]
+    if kind == "number" and isinstance(value, str):
+        bound: Any = _number(value, field)
+        start = end = bound
+        end_strict = False
+    elif kind == "datetime" and isinstance(value, str):
+        try:
+            day = parse_date(value)
+            moment = None if day else parse_datetime(value)
+        except ValueError:
+            return None
+        if day is not None:
+            start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+            end, end_strict = start + dt.timedelta(days=1), True  # the day is [start, end)
+        elif moment is not None:
+            start = end = moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt.UTC)
+            end_strict = False
+        else:
+            return None
+    else:
+        return None
+    return {
+        "=": ((start, False), (end, end_strict)),
+        ">=": ((start, False), None),
+        ">": ((end, not end_strict), None),  # after the whole day: from its end, which is in
+        "<=": (None, (end, end_strict)),
+        "<": (None, (start, True)),
+    }[op]
 
 
 # --- AST -> Q ----------------------------------------------------------------------------------------------

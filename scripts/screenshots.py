@@ -1,6 +1,7 @@
 """Screenshots of the web studio for the docs, taken from a throwaway studio with realistic data.
 
-    .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py           # docs/*.png, light, and docs/*-dark.png
+    .venv/bin/python scripts/screenshots.py --serve   # the seeded studio stays up (to look around)
 
 Sets up a fresh data folder (a temporary STUDIO_DATA_DIR: migrate, bootstrap the user ``demo``),
 serves it with gunicorn on a free port, seeds experiments and runs through the SDK (metrics over
@@ -156,6 +157,7 @@ class Seeded:
     script_run: str = ""
     sweep_children: list[str] = field(default_factory=list)
     running: list[Run] = field(default_factory=list)  # left Running for the screenshots, ended after
+    view_url: str = ""  # the shared view saved for the runs list screenshot
 
 
 RESNET_DESCRIPTION = """\
@@ -409,6 +411,8 @@ def wait_for_charts(page: Page) -> None:
 
 
 def shoot(page: Page, path: str, name: str, *, charts: bool = False, url: str) -> None:
+    if page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches"):
+        name = name.replace(".png", "-dark.png")
     page.goto(f"{url}{path}")
     page.wait_for_load_state("networkidle")
     if charts:
@@ -421,18 +425,27 @@ def shoot(page: Page, path: str, name: str, *, charts: bool = False, url: str) -
 
 
 def take_screenshots(url: str, seeded: Seeded) -> None:
+    for scheme in ("light", "dark"):
+        take_screenshots_in(url, seeded, scheme)
+
+
+def take_screenshots_in(url: str, seeded: Seeded, scheme: str) -> None:
+    """The docs' screenshots in the ``scheme`` the browser prefers (the studio follows it): light
+    ones as docs/NAME.png, dark ones as docs/NAME-dark.png."""
     DOCS.mkdir(exist_ok=True)
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         raise SystemExit(f"Chromium is missing at {CHROMIUM}: run scripts/ensure-browser.sh")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, color_scheme=scheme)
             context.set_default_timeout(20_000)
             page = context.new_page()
             log_in(page, url)
-            save_shared_view(page, url)
-            view_url = page.url.removeprefix(url)
+            if not seeded.view_url:
+                save_shared_view(page, url)
+                seeded.view_url = page.url.removeprefix(url)
+            view_url = seeded.view_url
             base = f"/w/{WORKSPACE}"
             shoot(page, view_url, "runs-list.png", url=url)
             shoot(page, f"{base}/runs/{seeded.detail_run}/", "run-details.png", url=url)
@@ -457,7 +470,13 @@ def main() -> None:
             try:
                 seed(config, seeded)
                 print(f"seeded in {time.monotonic() - started:.0f} s; taking screenshots")
+                if "--serve" in sys.argv:
+                    print(f"serving {url} (log in as {USERNAME} / {PASSWORD}); Ctrl-C stops it", flush=True)
+                    while True:
+                        time.sleep(3600)
                 take_screenshots(url, seeded)
+            except KeyboardInterrupt:
+                pass
             finally:
                 for run in seeded.running:  # end them while the server still answers
                     try:

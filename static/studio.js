@@ -150,3 +150,23 @@ document.addEventListener("pointerup", () => {
 });
 // The server's widths arrive with the table: the dragged one's live rule has done its work.
 document.addEventListener("htmx:afterSettle", () => document.getElementById("grid-widths-live")?.remove());
+
+// Filters as chips: the search box and the chips are one query. A chip removed or a filter added
+// changes the query on the server; the table comes back with it (data-q), and the box shows it,
+// unless the box is being typed in (then the query came from it).
+document.addEventListener("htmx:afterSettle", () => {
+  const table = document.getElementById("runs-table");
+  const search = document.getElementById("search");
+  if (table && search && document.activeElement !== search && table.dataset.q !== undefined) {
+    search.value = table.dataset.q;
+  }
+});
+// "Add filter" closes once its filter is on the table, ready for the next one. (A filter refused
+// comes back as the editor, in place, with a 400: it stays open.)
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt;
+  if (!form.matches?.(".filter-form") || !event.detail.successful || event.detail.xhr.status >= 400) return;
+  form.closest("details").open = false;
+  form.elements.filter.value = "";
+  document.getElementById("filter-editor").replaceChildren();
+});

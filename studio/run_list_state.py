@@ -1,11 +1,12 @@
 """The runs table's state: the one place that reads it from a URL (or a saved view) and writes it back.
 
-Everything the table shows is in the URL (``?q=...&sort=...&cols=...&status=Failed&status=Canceled``),
-as in Django admin's ``ChangeList``; a saved view stores the same parameters (``to_params()``), so a
-view round-trips exactly, filter controls included, and is checked with the same function
-(``from_params``) when it is saved as when it is opened. The filter controls and the search text are
-one query in the run query language (``query()``, ``runs/query.py``), so they filter exactly as the
-search bar, the API and the SDK do.
+Everything the table shows is in the URL (``?q=status in (Failed, Canceled)&sort=...&cols=...``), as
+in Django admin's ``ChangeList``; a saved view stores the same parameters (``to_params()``), so a view
+round-trips exactly and is checked with the same function (``from_params``) when it is saved as when
+it is opened. The filters are the query: one text in the run query language (``runs/query.py``), the
+search box's, whose conditions the filter chips show (``studio/run_filters.py``); so they filter
+exactly as the API and the SDK do. The filter controls of earlier versions (``?status=Failed``,
+``?metric=loss&metric_max=1``) are still read, from old links and views, as conditions of the query.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from django.http import QueryDict
 
 from runs import query as run_query
 from runs.models import Run
-from runs.query import QueryError, quote
-from studio import tables
+from runs.query import QueryError, literal
+from studio import run_filters, tables
 
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
-TEXT_PARAMS = ("q", "sort", "cols", "density", "widths", "target", "user", "tag", "prop", "metric")
-LIST_PARAMS = ("status", "experiment")  # multi-select: ?status=Failed&status=Canceled
-PARAMS = ("q", "sort", "cols", "density", "widths", "children", "compare", "status", "experiment", "target", "user",
-          "created_from", "created_to", "tag", "prop", "metric", "metric_min", "metric_max")  # fmt: skip
-FILTERS = PARAMS[PARAMS.index("status") :]
+TEXT_PARAMS = ("q", "sort", "cols", "density", "widths")
+PARAMS = ("q", "sort", "cols", "density", "widths", "children", "compare")
+# Read from old links and views, as conditions of the query; never written.
+OLD_FILTERS = ("status", "experiment", "target", "user", "created_from", "created_to", "tag", "prop", "metric",
+               "metric_min", "metric_max")  # fmt: skip
 # How tall the grid's rows are; none said: comfortable. Said, it is kept as said (a view that says
 # "comfortable" stays so under a default that might change).
 DENSITIES = ("comfortable", "compact")
@@ -84,17 +85,6 @@ class RunListState:
     widths: tuple[tuple[str, int], ...] = ()  # (column key, px), as dragged; none: each as wide as it needs
     children: bool = False
     compare: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()
-    experiment: tuple[str, ...] = ()
-    target: str = ""
-    user: str = ""
-    created_from: dt.date | None = None
-    created_to: dt.date | None = None
-    tag: str = ""
-    prop: str = ""
-    metric: str = ""
-    metric_min: float | None = None
-    metric_max: float | None = None
     page: int | None = None
     view: Any = dataclasses.field(default=None, compare=False)  # the SavedView it came from, if any
     from_view: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)  # params the view gave
@@ -125,19 +115,11 @@ class RunListState:
         found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
         if len(found["compare"]) > COMPARE_MAX:
             errors["compare"] = f"at most {COMPARE_MAX} runs are compared"
-        found["experiment"] = tuple(dict.fromkeys(_values(params, "experiment")))
-        statuses = []
-        for value in _values(params, "status"):
-            status = next((s for s in Run.Status.values if s.lower() == value.lower()), None)
-            if status is None:
-                errors["status"] = f"Select a valid choice: {value!r} is not a status ({', '.join(Run.Status.values)})"
-            else:
-                statuses.append(status)
-        found["status"] = tuple(dict.fromkeys(statuses))
-        for name in ("created_from", "created_to"):
-            found[name] = _date(params, name, errors)
-        for name in ("metric_min", "metric_max"):
-            found[name] = _number(params, name, errors)
+        for condition in _old_filters(params, errors):
+            try:
+                found["q"] = run_filters.with_condition(found["q"], condition)
+            except QueryError:
+                break  # the search text's own error is said below
         for name in ("page",):
             value = _one(params, name)
             found[name] = int(value) if value.isdigit() and int(value) >= 1 else None
@@ -157,9 +139,10 @@ class RunListState:
         if "q" not in errors:
             try:
                 _check_query(found["q"])
+                if impossible := run_query.impossible_range(found["q"]):
+                    errors["q"] = impossible[0].upper() + impossible[1:]
             except QueryError as error:
                 errors["q"] = str(error)
-        _check_ranges(found, errors)
         if errors:
             raise StateError(errors)
         return cls(**found)
@@ -180,12 +163,12 @@ class RunListState:
             view = visible.filter(pk=view_id).first() if view_id.isdigit() else None
             if view is None:
                 raise ViewNotFound(view_id)
-        elif "view" not in params and not any(name in params for name in PARAMS):
+        elif "view" not in params and not any(name in params for name in (*PARAMS, *OLD_FILTERS)):
             default = DefaultView.objects.filter(user=user, workspace=workspace, view__in=visible)
             view = next((d.view for d in default.select_related("view__owner", "view__changed_by")), None)
         merged = QueryDict(mutable=True)
         stored = view.params if view is not None else {}
-        for name in (*PARAMS, "page"):
+        for name in (*PARAMS, *OLD_FILTERS, "page"):
             if name in params:
                 merged.setlist(name, params.getlist(name))
             elif name in stored:
@@ -205,15 +188,11 @@ class RunListState:
 
     def to_params(self) -> dict[str, str | list[str]]:
         """The state as URL parameters (what a saved view stores): only the ones that say something,
-        in ``PARAMS`` order; ``status`` and ``experiment`` as lists. ``from_params`` reads it back as
-        an equal state. The page is left out."""
+        in ``PARAMS`` order. ``from_params`` reads it back as an equal state. The page is left out."""
         params: dict[str, str | list[str]] = {}
         for name in PARAMS:
             value = getattr(self, name)
-            if name in LIST_PARAMS:
-                if value:
-                    params[name] = list(value)
-            elif name in ("cols", "compare"):
+            if name in ("cols", "compare"):
                 if value:
                     params[name] = ",".join(value)
             elif name == "widths":
@@ -222,10 +201,6 @@ class RunListState:
             elif name == "children":
                 if value:
                     params[name] = "1"
-            elif isinstance(value, dt.date):
-                params[name] = value.isoformat()
-            elif isinstance(value, float):
-                params[name] = repr(value)
             elif value:
                 params[name] = value
         return params
@@ -241,37 +216,12 @@ class RunListState:
         return self.query_dict().urlencode(safe=",")
 
     def query(self) -> str:
-        """The search text and the filters, as one query of the run query language."""
-        terms: list[str] = []
-        for name, field in (("status", "status"), ("experiment", "experiment")):
-            values = getattr(self, name)
-            if len(values) == 1:
-                terms.append(f"{field} = {quote(values[0])}")
-            elif values:
-                terms.append(f"{field} in ({', '.join(quote(v) for v in values)})")
-        for name, field in (("target", "target"), ("user", "submitted_by")):
-            if getattr(self, name):
-                terms.append(f"{field} = {quote(getattr(self, name))}")
-        if self.created_from:
-            terms.append(f"created >= {self.created_from.isoformat()}")
-        if self.created_to:
-            terms.append(f"created <= {self.created_to.isoformat()}")
-        for text, prefix in ((self.tag, "tags"), (self.prop, "properties")):
-            key, sep, value = text.partition("=")
-            if key.strip():
-                terms.append(f"{prefix}.{quote(key.strip())}" + (f" = {quote(value.strip())}" if sep else ""))
-        if self.metric:
-            metric = f"metrics.{quote(self.metric)}"
-            if self.metric_min is not None:
-                terms.append(f"{metric} >= {self.metric_min!r}")
-            if self.metric_max is not None:
-                terms.append(f"{metric} <= {self.metric_max!r}")
-            if self.metric_min is None and self.metric_max is None:
-                terms.append(metric)
-        if not terms:
-            return self.q
-        search = [f"({self.q})"] if self.q else []  # an "or" in it stays inside
-        return " and ".join([*search, *terms])
+        """The filters: one query of the run query language."""
+        return self.q
+
+    @property
+    def chips(self) -> list[run_filters.Chip]:
+        return run_filters.chips(self.q)
 
     # --- for the page ----------------------------------------------------------------------------------
 
@@ -279,15 +229,10 @@ class RunListState:
     def columns(self) -> list[tables.Column]:
         return tables.parse_columns(",".join(self.cols))
 
-    @property
-    def filtering(self) -> bool:
-        """Whether a filter control is set (the filter panel opens)."""
-        return any(getattr(self, name) not in (None, "", ()) for name in FILTERS)
-
     def fields(self) -> dict[str, Any]:
-        """Each parameter's value for the page's form controls: strings, and sets for the lists."""
+        """Each parameter's value for the page's form controls, as a string."""
         params = self.to_params()
-        return {name: set(params.get(name, ())) if name in LIST_PARAMS else params.get(name, "") for name in PARAMS}
+        return {name: params.get(name, "") for name in PARAMS}
 
 
 def parse_widths(text: str) -> dict[str, int]:
@@ -308,7 +253,7 @@ def parse_widths(text: str) -> dict[str, int]:
 
 def fields_of(params: Params) -> dict[str, Any]:
     """What was typed, for the form controls of a state that did not hold (so that it can be mended)."""
-    return {name: set(_values(params, name)) if name in LIST_PARAMS else _one(params, name) for name in PARAMS}
+    return {name: _one(params, name) for name in PARAMS}
 
 
 def _date(params: Params, name: str, errors: dict[str, str]) -> dt.date | None:
@@ -336,16 +281,45 @@ def _number(params: Params, name: str, errors: dict[str, str]) -> float | None:
     return number
 
 
-def _check_ranges(found: dict[str, Any], errors: dict[str, str]) -> None:
-    """A range that ends before it starts matches nothing: say so rather than "No runs match"."""
-    start, end = found["created_from"], found["created_to"]
-    if start and end and start > end:
-        errors["created_to"] = f"the date range ends ({end}) before it starts ({start})"
-    low, high = found["metric_min"], found["metric_max"]
-    if low is not None and high is not None and low > high:
-        errors["metric_max"] = f"the metric range ends ({high!r}) below where it starts ({low!r})"
-    if (low is not None or high is not None) and not found["metric"]:
+def _old_filters(params: Params, errors: dict[str, str]) -> list[str]:
+    """The filter controls of earlier versions (``?status=Failed&status=Canceled``,
+    ``?metric=loss&metric_min=0.1``), as conditions of the query, which they were ANDed to."""
+    conditions: list[str] = []
+    statuses = []
+    for value in _values(params, "status"):
+        status = next((s for s in Run.Status.values if s.lower() == value.lower()), None)
+        if status is None:
+            errors["status"] = f"Select a valid choice: {value!r} is not a status ({', '.join(Run.Status.values)})"
+        else:
+            statuses.append(status)
+    for field, values in (("status", statuses), ("experiment", _values(params, "experiment"))):
+        values = list(dict.fromkeys(values))
+        if len(values) == 1:
+            conditions.append(f"{field} = {literal(values[0])}")
+        elif values:
+            conditions.append(f"{field} in ({', '.join(literal(v) for v in values)})")
+    for name, field in (("target", "target"), ("user", "submitted_by")):
+        if value := _one(params, name):
+            conditions.append(f"{field} = {literal(value)}")
+    for name, op in (("created_from", ">="), ("created_to", "<=")):
+        if (day := _date(params, name, errors)) is not None:
+            conditions.append(f"created {op} {day.isoformat()}")
+    for name, prefix in (("tag", "tags"), ("prop", "properties")):
+        key, sep, value = _one(params, name).partition("=")
+        if key.strip():
+            conditions.append(f"{prefix}.{literal(key.strip())}" + (f" = {literal(value.strip())}" if sep else ""))
+    low, high = _number(params, "metric_min", errors), _number(params, "metric_max", errors)
+    if metric := _one(params, "metric"):
+        field = f"metrics.{literal(metric)}"
+        if low is not None:
+            conditions.append(f"{field} >= {low!r}")
+        if high is not None:
+            conditions.append(f"{field} <= {high!r}")
+        if low is None and high is None:
+            conditions.append(field)
+    elif low is not None or high is not None:
         errors["metric"] = "name the metric that the range is for"
+    return conditions
 
 
 def _check_query(text: str) -> None:

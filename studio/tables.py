@@ -144,7 +144,7 @@ def plain_choices() -> ChoiceGroup:
 def column_choices(runs: QuerySet[Run]) -> list[ChoiceGroup]:
     """What the column picker offers for ``runs`` (the caller scopes them to what the user may see):
     the plain columns, then the distinct tag keys, property keys and metric names (each metric as
-    last, min and max), alphabetically, the first CHOICES_LIMIT of each kind. Four queries."""
+    last, min and max), alphabetically, the first CHOICES_LIMIT of each kind. Six queries."""
     # Two ways to find the distinct keys, each fast where the other is slow: from the runs (time
     # grows with their number), or through the keys' index (time grows with how many other runs'
     # keys lie between theirs). Counting the runs up to FEW_RUNS + 1 picks, cheaply: the count
@@ -152,11 +152,9 @@ def column_choices(runs: QuerySet[Run]) -> list[ChoiceGroup]:
     # SQLite and 20-30 ms on PostgreSQL for the workspace, 23 and 43 ms for an experiment of 10,000
     # runs, 7 and 21 ms for a 5-run workspace beside it; reading every key instead took 250-350 ms
     # a kind, and the index alone 630 ms (SQLite) for that small workspace.
-    few = runs[: FEW_RUNS + 1].count() <= FEW_RUNS
-    distinct = _distinct_keys_of_runs if few else _distinct_keys_by_index
-    tags, more_tags = distinct(RunTag, "key", runs)
-    properties, more_properties = distinct(RunProperty, "key", runs)
-    metrics, more_metrics = distinct(Metric, "name", runs)
+    tags, more_tags = known_keys(runs, "tags")
+    properties, more_properties = known_keys(runs, "properties")
+    metrics, more_metrics = known_keys(runs, "metrics")
     return [
         plain_choices(),
         ChoiceGroup("Tags", [(f"tags.{key}", key) for key in tags], more_tags),
@@ -164,13 +162,24 @@ def column_choices(runs: QuerySet[Run]) -> list[ChoiceGroup]:
         ChoiceGroup(
             "Metrics",
             [
-                (_metric_key(name, aggregate), f"{name} ({aggregate})")
+                (metric_key(name, aggregate), f"{name} ({aggregate})")
                 for name in metrics
                 for aggregate in ("last", "min", "max")
             ],
             more_metrics,
         ),
     ]
+
+
+KEY_MODELS = {"tags": (RunTag, "key"), "properties": (RunProperty, "key"), "metrics": (Metric, "name")}
+
+
+def known_keys(runs: QuerySet[Run], kind: str) -> tuple[list[str], bool]:
+    """The distinct tag keys, property keys or metric names (``kind``) of ``runs``, alphabetically,
+    the first CHOICES_LIMIT, and whether there were more (two queries)."""
+    few = runs[: FEW_RUNS + 1].count() <= FEW_RUNS
+    distinct = _distinct_keys_of_runs if few else _distinct_keys_by_index
+    return distinct(*KEY_MODELS[kind], runs)
 
 
 # Up to this many runs, their keys are read run by run (about 15 ms for 2,000 runs).
@@ -228,7 +237,7 @@ def _distinct_keys_by_index(model: KeyModel, field: str, runs: QuerySet[Run]) ->
         return _capped([key for (key,) in cursor.fetchall()])
 
 
-def _metric_key(name: str, aggregate: str) -> str:
+def metric_key(name: str, aggregate: str) -> str:
     """``metrics.loss`` for the last value, ``metrics.loss.min``; ``.last`` is spelled out only where
     the name itself ends like an aggregate (``metrics.acc.max.last``)."""
     if aggregate == "last" and name.rpartition(".")[2] not in ("last", "min", "max", "count"):

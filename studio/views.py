@@ -25,7 +25,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import page_not_found, server_error
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from runs.api.errors import error_body, json_not_found
@@ -41,9 +41,10 @@ from runs.models import (
 )
 from runs.query import QueryError, keys_by_last_value, sorts_by_computed_value
 from runs.series import downsample
-from studio import tables
+from studio import run_filters, tables
 from studio.models import DefaultView, SavedView
-from studio.run_list_state import FILTERS, RunListState, StateError, ViewNotFound, fields_of
+from studio.run_filters import FilterEditor, FilterError
+from studio.run_list_state import RunListState, StateError, ViewNotFound, fields_of
 
 RUNS_PER_PAGE = 50
 
@@ -104,6 +105,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
     scoped_to = _experiment_or_404(access, experiment)
     if "add" in request.GET:
         return _column_added(request)
+    if request.GET.get("filter_values"):
+        return _filter_values(request, access, scoped_to)
     # The picker's choices: its <select> asks for them when opened; without JavaScript, the page
     # comes with them. (A table asked for by htmx from such a page does not need them.)
     choices = None
@@ -117,7 +120,63 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         return _view_not_found(request, access)
     except StateError as problem:
         return _run_list_page(request, access, scoped_to, problem=problem, choices=choices)
+    if "filter" in request.GET:  # the "Add filter" editor: a field chosen, or a filter to add
+        return _filter_editor(request, access, scoped_to, state, choices)
     return _run_list_page(request, access, scoped_to, state, choices=choices)
+
+
+def _filter_editor(
+    request: HtmxHttpRequest,
+    access: WorkspaceAccess,
+    scoped_to: Experiment | None,
+    state: RunListState,
+    choices: list[tables.ChoiceGroup] | None,
+) -> HttpResponse:
+    """ "Add filter": the filter added (a redirect to the state's URL with it in the query), or the
+    editor for the field chosen: alone for htmx, else on the page. A filter refused comes back in
+    the editor, which keeps what was typed and says what is wrong (400)."""
+    editor = FilterEditor.from_params(request.GET)
+    if request.GET.get("filter_add"):
+        try:
+            return _filter_added(request, state, editor.added_to(state.q))
+        except FilterError as problem:
+            editor.errors = problem.errors
+    editor.offer(_visible_runs(request, access, scoped_to), access.workspace)
+    if not request.htmx or not (request.GET.get("filter_editor") or editor.errors):
+        return _run_list_page(request, access, scoped_to, state, choices=choices, editor=editor)
+    response = render(request, "studio/run_list.html#filter-editor", {"editor": editor, "access": access})
+    if editor.errors:  # in place of the editor, and the URL stays as it was
+        response.status_code = 400
+        response["HX-Push-Url"] = "false"
+        reswap(retarget(response, "#filter-editor"), "outerHTML")
+    return response
+
+
+def _visible_runs(request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None) -> QuerySet[Run]:
+    # Visibility is checked again here, not only through the workspace: these are other runs'
+    # keys and values, and they must never leak out of the workspaces the user belongs to.
+    visible = Run.objects.visible_to(request.user).filter(workspace=access.workspace)
+    return visible.filter(experiment=scoped_to) if scoped_to else visible
+
+
+def _filter_added(request: HttpRequest, state: RunListState, query: str) -> HttpResponse:
+    """The state's own URL with its query now ``query`` (a filter added): htmx follows the redirect
+    and pushes its URL, as for an added column."""
+    params = state.query_dict()
+    params["q"] = query
+    if view := request.GET.get("view"):
+        params["view"] = view
+    return redirect(f"{request.path}?{params.urlencode(safe=',')}")
+
+
+def _filter_values(request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None) -> HttpResponse:
+    """The values a tag or property key has, as <option>s for the editor's value suggestions."""
+    values = run_filters.value_suggestions(
+        _visible_runs(request, access, scoped_to),
+        request.GET.get("filter", ""),
+        request.GET.get("filter_key", "").strip(),
+    )
+    return render(request, "studio/run_list.html#filter-value-options", {"values": values})
 
 
 def _experiment_or_404(access: WorkspaceAccess, name: str | None) -> Experiment | None:
@@ -132,10 +191,7 @@ def _experiment_or_404(access: WorkspaceAccess, name: str | None) -> Experiment 
 def _column_choices(
     request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None
 ) -> list[tables.ChoiceGroup]:
-    # Visibility is checked again here, not only through the workspace: these are other runs'
-    # keys, and a key must never leak out of the workspaces the user belongs to.
-    visible = Run.objects.visible_to(request.user).filter(workspace=access.workspace)
-    return tables.column_choices(visible.filter(experiment=scoped_to) if scoped_to else visible)
+    return tables.column_choices(_visible_runs(request, access, scoped_to))
 
 
 @dataclass
@@ -176,6 +232,7 @@ def _run_list_page(
     problem: StateError | None = None,
     choices: list[tables.ChoiceGroup] | None = None,
     refused: str = "",
+    editor: FilterEditor | None = None,
 ) -> HttpResponse:
     """The runs page (or its table, for htmx) for a ``state``, or for one that did not hold
     (``problem``), whose form controls then keep what was asked for so that it can be mended.
@@ -206,12 +263,7 @@ def _run_list_page(
             columns = tables.parse_columns(fields["cols"])
         except ValueError:
             columns = tables.parse_columns("")
-        hidden = [
-            (name, value)
-            for name, value in fields.items()
-            for value in (sorted(value) if isinstance(value, set) else [value])
-            if value
-        ]
+        hidden = [(name, value) for name, value in fields.items() if value]
     else:
         fields, columns = state.fields(), state.columns
         hidden = [
@@ -225,6 +277,8 @@ def _run_list_page(
     # Links change one thing in the URL; a default view (not in the URL) is named in them, so that
     # the next page or a moved column stays on it.
     links = request.GET.copy()
+    for name in run_filters.EDITOR_PARAMS:
+        links.pop(name, None)
     if view is not None and not links.get("view"):
         links["view"] = str(view.pk)
     list_url = reverse("experiment_runs", args=[access.workspace.name, scoped_to.name]) if scoped_to else None
@@ -237,6 +291,11 @@ def _run_list_page(
         "fields": fields,
         "hidden_state": hidden,
         "links": links,
+        "chips": state.chips if state is not None else [],
+        "editor": editor or FilterEditor(),
+        "filter_fields": run_filters.FILTER_FIELDS.values()
+        if scoped_to is None
+        else [f for f in run_filters.FILTER_FIELDS.values() if f.name != "experiment"],
         "columns": columns,
         "column_keys": ",".join(c.key for c in columns),
         "column_edits": tables.column_edits(columns),
@@ -254,19 +313,18 @@ def _run_list_page(
         "view": view,
         "save_name": request.POST.get("name", "") if refused else "",
     }
+    if editor is not None and editor.errors:
+        status = 400  # a filter refused: the page says why, in the editor, which keeps what was typed
     template = "studio/run_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#runs-table"
     else:
-        context.update(_page_context(request, access, view, fields))
+        context.update(_page_context(request, access, view))
     return render(request, template, context, status=status)
 
 
-def _page_context(
-    request: HttpRequest, access: WorkspaceAccess, view: SavedView | None, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """What the whole page shows around the table: the views, and the filter controls' choices."""
-    members = Membership.objects.filter(workspace=access.workspace).select_related("user").order_by("user__username")
+def _page_context(request: HttpRequest, access: WorkspaceAccess, view: SavedView | None) -> dict[str, Any]:
+    """What the whole page shows around the table: the views."""
     default_id = (
         DefaultView.objects.filter(user=request.user, workspace=access.workspace)
         .values_list("view_id", flat=True)
@@ -279,12 +337,6 @@ def _page_context(
         # The keys the view sets: the state form sends them even when emptied, so that an emptied
         # field clears the view's value instead of bringing it back.
         "view_keys": " ".join(sorted(view.params)) if view is not None else "",
-        "experiments": Experiment.objects.filter(workspace=access.workspace)
-        .order_by("name")
-        .values_list("name", flat=True),
-        "members": [m.user.username for m in members],
-        "statuses": Run.Status.values,
-        "filtering": any(fields[name] for name in FILTERS),
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils.html import escape
 from pytest_django.asserts import assertContains, assertNotContains
 
 from runs.models import Run
@@ -167,21 +168,22 @@ def test_a_default_views_links_keep_the_view(client: Client, runs: Any, alice: A
 
 def test_a_taken_name_keeps_the_search_columns_and_sort(client: Client, runs: Any, alice: Any) -> None:
     as_user(client, alice).post("/w/default/views/", {**STATE, "name": "Twice"})
-    again = {"q": "nlp", "sort": "name", "cols": "name,tags.team", "status": ["Failed", "Canceled"], "name": "Twice"}
+    query = "nlp and status in (Failed, Canceled)"
+    again = {"q": query, "sort": "name", "cols": "name,tags.team", "name": "Twice"}
     response = client.post("/w/default/views/", again)
     assert response.status_code == 302
     page = client.get(response["Location"])
     assert messages_of(page)[-1] == "You already have a view named “Twice”: choose another name."
-    assertContains(page, 'id="search" type="search" name="q" value="nlp"')
+    assertContains(page, f'id="search" type="search" name="q" value="{escape(query)}"')
     assertContains(
         page, '<input type="hidden" name="sort" value="name"><input type="hidden" name="cols" value="name,tags.team">'
     )
-    assertContains(page, "<option selected>Failed</option>")
-    assertContains(page, "<option selected>Canceled</option>")
+    assertContains(page, '<span class="chip-field">Status</span>', html=False)
+    assertContains(page, '<span class="chip-value">Failed or Canceled</span>')
 
 
-def test_a_view_keeps_the_filter_controls_as_they_were(client: Client, runs: Any, alice: Any) -> None:
-    state = {"q": "run", "status": ["Failed", "Canceled"], "experiment": ["mnist"], "cols": "name,status"}
+def test_a_view_keeps_its_filters_as_they_were(client: Client, runs: Any, alice: Any) -> None:
+    state = {"q": "run and status in (Failed, Canceled) and experiment = mnist", "cols": "name,status"}
     as_user(client, alice).post("/w/default/views/", {**state, "name": "Broken"})
     view = SavedView.objects.get()
     assert view.params == state
@@ -189,9 +191,21 @@ def test_a_view_keeps_the_filter_controls_as_they_were(client: Client, runs: Any
     assertContains(page, "nlp run")
     assertNotContains(page, "cifar run")  # another experiment
     assertNotContains(page, "vision run")  # still running
-    assertContains(page, "<option selected>Failed</option>")
-    assertContains(page, "<option selected>Canceled</option>")
-    assertContains(page, "<option selected>mnist</option>")
+    assertContains(page, '<span class="chip-value">Failed or Canceled</span>')
+    assertContains(page, '<span class="chip-value">mnist</span>')
+
+
+def test_a_view_saved_with_the_old_filter_controls_opens_with_them_as_chips(
+    client: Client, runs: Any, alice: Any
+) -> None:
+    # Saved before filters were chips: its params hold the old controls, read as conditions of the query.
+    view = SavedView.objects.create(
+        workspace=runs["nlp"].workspace, owner=alice, name="Old", params={"q": "run", "status": ["Failed", "Canceled"]}
+    )
+    page = as_user(client, alice).get(f"/w/default/runs/?view={view.pk}")
+    assertContains(page, "nlp run")
+    assertNotContains(page, "vision run")
+    assertContains(page, 'value="run and status in (Failed, Canceled)"')
 
 
 def test_status_is_a_multi_select(client: Client, runs: Any, alice: Any) -> None:
@@ -213,10 +227,11 @@ def test_an_emptied_field_clears_the_views_value(client: Client, runs: Any, alic
     ("params", "said"),
     [
         (
-            {"created_from": "2026-03-01", "created_to": "2026-02-01"},
-            "the date range ends (2026-02-01) before it starts",
+            {"q": "created >= 2026-03-01 and created <= 2026-02-01"},
+            "No run can match both created &gt;= 2026-03-01 and created &lt;= 2026-02-01; is the range the wrong way",
         ),
-        ({"metric": "loss", "metric_min": "2", "metric_max": "1"}, "the metric range ends (1.0) below where it starts"),
+        ({"q": "metrics.loss >= 2 metrics.loss <= 1"}, "No run can match both metrics.loss &gt;= 2 and metrics.loss"),
+        ({"created_from": "2026-03-01", "created_to": "2026-02-01"}, "No run can match both"),  # an old link
     ],
 )
 def test_an_inverted_range_is_refused_with_a_message(

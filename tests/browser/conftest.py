@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -106,3 +106,25 @@ def login_as(page: Page, live_server: Any) -> Callable[[User], Page]:
         return page
 
     return log_in
+
+
+@pytest.fixture
+def open_context(browser: Browser, live_server: Any) -> Iterator[Callable[..., BrowserContext]]:
+    """open_context(user, **options): a browser context of its own (an OS colour scheme, a window width,
+    JavaScript off), logged in as user (None: anonymous)."""
+    contexts: list[BrowserContext] = []
+
+    def open_(user: User | None, **options: Any) -> BrowserContext:
+        context = browser.new_context(**options)
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        contexts.append(context)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
+            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}])
+        return context
+
+    yield open_
+    for context in contexts:
+        context.close()

@@ -100,13 +100,15 @@ def test_a_malformed_search_shows_its_error_in_place_and_urls_leave_out_empty_fi
     expect(rows).to_have_count(1)
     expect(page.locator("#runs-table [role=alert]")).to_have_count(0)
 
-    page.get_by_text("Filters", exact=True).click()
-    page.locator("#state-form select[name=status]").select_option("Running")
-    expect(page).to_have_url(re.compile(r"status=Running"))
+    page.get_by_text("Add filter", exact=True).click()
+    page.get_by_label("Field").select_option("status")
+    page.get_by_label("Running", exact=True).check()
+    page.get_by_role("button", name="Add this filter").click()
+    expect(page.locator("#search")).to_have_value("resnet and status = Running")
     expect(rows).to_have_count(1)
     query = page.url.partition("?")[2]
     assert {name for name, _, value in (part.partition("=") for part in query.split("&")) if not value} == set()
-    assert "experiment=" not in query and "target=" not in query  # the filters left at "any"
+    assert "filter" not in query  # the editor's fields are not the table's state
 
 
 def test_a_refused_tag_shows_its_reason_in_place(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:

@@ -33,33 +33,38 @@ def test_every_view_action_round_trips_after_a_reload(
     page.goto(live_server.url + "/w/default/runs/?cols=name,status,experiment")
     rows = page.locator("#runs-table tbody tr")
     expect(rows).to_have_count(3)
-    # Two statuses chosen in the multi-select filter, then saved as a view.
-    page.locator("#state-form summary").click()
-    page.locator("#state-form select[name=status]").select_option(["Failed", "Canceled"])
+    # Two statuses ticked in "Add filter", then saved as a view.
+    page.get_by_text("Add filter", exact=True).click()
+    page.get_by_label("Field").select_option("status")
+    page.get_by_label("Failed", exact=True).check()
+    page.get_by_label("Canceled", exact=True).check()
+    page.get_by_role("button", name="Add this filter").click()
     expect(rows).to_have_count(2)
-    expect(page).to_have_url(re.compile(r"status=Failed&status=Canceled"))
+    expect(page.locator(".filter-chip")).to_have_text(re.compile(r"Status\s+is\s+Failed or Canceled"))
     _views(page)
     page.get_by_label("View name").fill("Broken runs")
     page.get_by_role("button", name="Save as a new view").click()
     expect(page.get_by_role("status")).to_have_text("Saved the view “Broken runs”.")
     view = SavedView.objects.get(name="Broken runs")
-    assert view.params == {"cols": "name,status,experiment", "status": ["Failed", "Canceled"]}
+    assert view.params == {"q": "status in (Failed, Canceled)", "cols": "name,status,experiment"}
 
     page.reload()
     expect(page).to_have_title("Broken runs · All runs · default")
     expect(page.locator("h1")).to_contain_text("Broken runs")
     expect(rows).to_have_count(2)
-    selected = page.locator("#state-form select[name=status] option:checked")
-    expect(selected).to_have_text(["Failed", "Canceled"])
+    expect(page.locator(".filter-chip .chip-value")).to_have_text(["Failed or Canceled"])
+    expect(page.locator("#search")).to_have_value("status in (Failed, Canceled)")
 
-    # Update: the search narrows the view's table further, and the view takes it.
-    page.locator("#search").fill("bert")
+    # Update: a word typed after the filters narrows the view's table further, and the view takes it.
+    page.locator("#search").press("End")
+    page.locator("#search").press_sequentially(" bert")
     expect(rows).to_have_count(1)
+    expect(page.locator(".filter-chip .chip-value")).to_have_text(["Failed or Canceled", "bert"])
     _views(page)
     page.get_by_role("button", name="Update the view to what is shown").click()
     expect(page.get_by_role("status")).to_have_text("Updated the view “Broken runs” to what is shown.")
     page.goto(f"{live_server.url}/w/default/runs/?view={view.pk}")
-    expect(page.locator("#search")).to_have_value("bert")
+    expect(page.locator("#search")).to_have_value("status in (Failed, Canceled) bert")
     expect(rows).to_have_count(1)
 
     _views(page)

@@ -3,45 +3,18 @@ toggle works with and without JavaScript, and no page logs a console error or sp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.contrib.auth.models import User
-from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from runs.models import Run
 from studio.models import Preference
-from tests.browser.conftest import DEFAULT_TIMEOUT_MS
 from tests.conftest import make_run
 
 DARK_PAGE = "rgb(20, 23, 28)"  # --surface in static/studio.css
 LIGHT_PAGE = "rgb(255, 255, 255)"
 RUNS_TABLES = {"/w/default/runs/", "/w/default/experiments/vision/"}
-
-
-@pytest.fixture
-def open_context(browser: Browser, live_server: Any) -> Iterator[Callable[..., BrowserContext]]:
-    """open_context(user, **options): a browser context of its own (an OS colour scheme, a window width,
-    JavaScript off), logged in as user (None: anonymous)."""
-    contexts: list[BrowserContext] = []
-
-    def open_(user: User | None, **options: Any) -> BrowserContext:
-        context = browser.new_context(**options)
-        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-        contexts.append(context)
-        if user is not None:
-            client = Client()
-            client.force_login(user)
-            session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
-            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}])
-        return context
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 def page_background(page: Page) -> str:
