@@ -170,3 +170,129 @@ document.addEventListener("htmx:afterRequest", (event) => {
   form.elements.filter.value = "";
   document.getElementById("filter-editor").replaceChildren();
 });
+
+// Pinned columns (the name, and those pinned with their header's pin) stay put when the grid scrolls
+// sideways: the server makes them sticky (grid.py's pin_rules), and here each gets its offset, the
+// widths of the select column and of the pinned columns before it.
+function placePinnedColumns() {
+  const table = document.querySelector("table.runs");
+  if (!table) return;
+  let left = table.querySelector("thead th.col-select")?.getBoundingClientRect().width || 0;
+  const rules = [...table.querySelectorAll("thead th.pinned")].map((header) => {
+    const rule = `#runs-table .${header.dataset.class}{left:${left}px}`;
+    left += header.getBoundingClientRect().width;
+    return rule;
+  });
+  let style = document.getElementById("grid-pins-live");
+  if (!style) {
+    style = document.createElement("style");
+    style.id = "grid-pins-live";
+    document.head.append(style);
+  }
+  style.textContent = rules.join("");
+}
+document.addEventListener("DOMContentLoaded", placePinnedColumns);
+document.addEventListener("htmx:afterSettle", placePinnedColumns);
+window.addEventListener("resize", placePinnedColumns);
+document.addEventListener("pointermove", () => { if (resizing) placePinnedColumns(); });
+
+// The runs grid: drag a header onto another to move its column there. The new order goes into the
+// state form's `cols`, as the column picker's drag does (its ← → links do it without JavaScript).
+let draggedHeader = null;
+function dropSide(header, event) {
+  const box = header.getBoundingClientRect();
+  return event.clientX < box.left + box.width / 2 ? "before" : "after";
+}
+function clearDropMarks() {
+  document.querySelectorAll("table.runs thead th.drop-before, table.runs thead th.drop-after")
+    .forEach((header) => header.classList.remove("drop-before", "drop-after"));
+}
+document.addEventListener("dragstart", (event) => {
+  const header = event.target.closest?.("table.runs thead th[data-key]");
+  if (!header) return;
+  if (resizing) { event.preventDefault(); return; }  // the edge is for the width
+  draggedHeader = header;
+  event.dataTransfer.effectAllowed = "move";
+  event.dataTransfer.setData("text/plain", header.dataset.key);
+  header.classList.add("dragging");
+});
+document.addEventListener("dragover", (event) => {
+  const over = event.target.closest?.("table.runs thead th[data-key]");
+  if (!draggedHeader || !over) return;
+  event.preventDefault();
+  clearDropMarks();
+  if (over !== draggedHeader) over.classList.add(`drop-${dropSide(over, event)}`);
+});
+document.addEventListener("drop", (event) => {
+  const over = event.target.closest?.("table.runs thead th[data-key]");
+  if (!draggedHeader || !over) return;
+  event.preventDefault();
+  const keys = [...document.querySelectorAll("table.runs thead th[data-key]")].map((header) => header.dataset.key);
+  const moved = draggedHeader.dataset.key;
+  if (over.dataset.key === moved) return;
+  const order = keys.filter((key) => key !== moved);
+  order.splice(order.indexOf(over.dataset.key) + (dropSide(over, event) === "after" ? 1 : 0), 0, moved);
+  const form = document.getElementById("state-form");
+  if (form && form.elements.cols.value !== order.join(",")) {
+    form.elements.cols.value = order.join(",");
+    form.requestSubmit();
+  }
+});
+document.addEventListener("dragend", () => {
+  draggedHeader?.classList.remove("dragging");
+  draggedHeader = null;
+  clearDropMarks();
+});
+
+// The runs grid from the keyboard, as in Gmail and GitHub: "/" searches, j and k move a row cursor,
+// Enter opens its run, x ticks it for comparing, ? lists the keys. Keys typed into a field are the
+// field's; Escape leaves the search box.
+function gridRows() {
+  return [...document.querySelectorAll("table.runs > tbody > tr")].filter((row) => !row.querySelector("td.empty"));
+}
+function moveRowCursor(step) {
+  const rows = gridRows();
+  if (!rows.length) return;
+  const current = rows.findIndex((row) => row.classList.contains("row-cursor"));
+  const next = current < 0 ? 0 : Math.min(rows.length - 1, Math.max(0, current + step));
+  rows.forEach((row) => row.classList.remove("row-cursor"));
+  rows[next].classList.add("row-cursor");
+  rows[next].setAttribute("aria-current", "true");
+  rows.forEach((row, i) => { if (i !== next) row.removeAttribute("aria-current"); });
+  rows[next].scrollIntoView({ block: "nearest" });
+}
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest?.("input, textarea, select, [contenteditable], dialog")) {
+    if (event.key === "Escape" && target.id === "search") target.blur();
+    return;
+  }
+  const search = document.getElementById("search");
+  if (!search || !document.querySelector("table.runs")) return;  // the runs page only
+  const row = document.querySelector("table.runs > tbody > tr.row-cursor");
+  if (event.key === "/") {
+    search.focus();
+    search.select();
+  } else if (event.key === "j" || event.key === "ArrowDown" && row) {
+    moveRowCursor(1);
+  } else if (event.key === "k" || event.key === "ArrowUp" && row) {
+    moveRowCursor(-1);
+  } else if (event.key === "Enter" && row && !target.closest?.("a, button, summary")) {
+    row.querySelector("td.col-name a, a[href*='/runs/']")?.click();
+  } else if (event.key === "x" && row) {
+    row.querySelector("td.col-select input[type=checkbox]")?.click();
+  } else if (event.key === "?") {
+    document.getElementById("keys-help")?.showModal();
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+// The "Keyboard shortcuts" button opens the list; it is there only where the keys work, with JavaScript.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-opens-dialog]").forEach((button) => {
+    button.hidden = false;
+    button.addEventListener("click", () => document.getElementById(button.dataset.opensDialog)?.showModal());
+  });
+});

@@ -27,8 +27,8 @@ from studio import run_filters, tables
 
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
-TEXT_PARAMS = ("q", "sort", "cols", "density", "widths")
-PARAMS = ("q", "sort", "cols", "density", "widths", "children", "compare")
+TEXT_PARAMS = ("q", "sort", "cols", "pin", "density", "widths")
+PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "children", "compare")
 # Read from old links and views, as conditions of the query; never written.
 OLD_FILTERS = ("status", "experiment", "target", "user", "created_from", "created_to", "tag", "prop", "metric",
                "metric_min", "metric_max")  # fmt: skip
@@ -37,8 +37,8 @@ OLD_FILTERS = ("status", "experiment", "target", "user", "created_from", "create
 DENSITIES = ("comfortable", "compact")
 # A column's width, set by dragging its header's edge (static/studio.js): ?widths=name:240,metrics.loss:90 (px).
 WIDTH_RANGE = (40, 2000)
-MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "widths": 2000, "target": 255, "user": 150, "tag": 500,
-               "prop": 500, "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
+MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "pin": 2000, "widths": 2000, "target": 255, "user": 150,
+               "tag": 500, "prop": 500, "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
 COMPARE_MAX = 50
 FALSE_WORDS = ("", "0", "false", "off", "no")
 
@@ -81,6 +81,7 @@ class RunListState:
     q: str = ""
     sort: str = ""
     cols: tuple[str, ...] = ()  # as chosen; none: the default columns
+    pin: tuple[str, ...] = ()  # columns pinned left, beside the name (always pinned), in ``cols`` order
     density: str = ""  # one of DENSITIES, or "": comfortable
     widths: tuple[tuple[str, int], ...] = ()  # (column key, px), as dragged; none: each as wide as it needs
     children: bool = False
@@ -131,6 +132,13 @@ class RunListState:
             except ValueError as error:
                 errors["cols"] = str(error)
         found["cols"] = tuple(dict.fromkeys(k.strip() for k in found["cols"].split(",") if k.strip()))
+        found["pin"] = tuple(
+            dict.fromkeys(k.strip() for k in found["pin"].split(",") if k.strip() not in ("", *tables.ALWAYS_PINNED))
+        )
+        if found["pin"] and "cols" not in errors:
+            shown = [column.key for column in tables.parse_columns(",".join(found["cols"]))]
+            if unknown := [key for key in found["pin"] if key not in shown]:
+                errors.setdefault("pin", f"only a shown column can be pinned, not {unknown[0]!r}")
         if "sort" not in errors:
             try:
                 run_query.check_sort(found["sort"])
@@ -192,7 +200,7 @@ class RunListState:
         params: dict[str, str | list[str]] = {}
         for name in PARAMS:
             value = getattr(self, name)
-            if name in ("cols", "compare"):
+            if name in ("cols", "pin", "compare"):
                 if value:
                     params[name] = ",".join(value)
             elif name == "widths":
@@ -227,7 +235,8 @@ class RunListState:
 
     @property
     def columns(self) -> list[tables.Column]:
-        return tables.parse_columns(",".join(self.cols))
+        """The shown columns in the order they are drawn: the pinned ones first."""
+        return tables.pinned_first(tables.parse_columns(",".join(self.cols)), self.pin)
 
     def fields(self) -> dict[str, Any]:
         """Each parameter's value for the page's form controls, as a string."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -94,6 +95,23 @@ def parse_columns(text: str) -> list[Column]:
     return columns
 
 
+# Pinned left in every table: the name, as W&B's and MLflow's runs tables keep it.
+ALWAYS_PINNED = ("name",)
+
+
+def pinned_first(columns: list[Column], pin: tuple[str, ...] | list[str]) -> list[Column]:
+    """``columns`` as the grid draws them: the name first, then the other pinned ones (``pin``), then
+    the rest, each group in its own order. The pinned group stays put when the grid scrolls sideways."""
+    first = [c for key in ALWAYS_PINNED for c in columns if c.key == key]
+    pinned = [c for c in columns if c.key in pin and c.key not in ALWAYS_PINNED]
+    return first + pinned + [c for c in columns if c not in first and c not in pinned]
+
+
+def pinned_keys(columns: list[Column], pin: tuple[str, ...] | list[str]) -> list[str]:
+    pinned = {*ALWAYS_PINNED, *pin}
+    return [c.key for c in columns if c.key in pinned]
+
+
 @dataclass(frozen=True)
 class ColumnEdit:
     """A shown column and the ``cols`` values that remove it or move it one place left or right
@@ -103,10 +121,22 @@ class ColumnEdit:
     remove: str | None
     left: str | None
     right: str | None
+    pin: str | None = None  # the ``pin`` that pins it, or unpins it (None: always pinned)
+    pinned: bool = False
 
 
-def column_edits(columns: list[Column]) -> list[ColumnEdit]:
+def column_edits(columns: list[Column], pin: tuple[str, ...] | list[str] = ()) -> list[ColumnEdit]:
     keys = [c.key for c in columns]
+    pinned = [key for key in keys if key in pin]
+    held = [key in pinned or key in ALWAYS_PINNED for key in keys]  # a column moves within its group,
+
+    def movable(i: int, j: int) -> bool:  # and never past the name, which is first
+        return held[i] == held[j] and keys[i] not in ALWAYS_PINNED and keys[j] not in ALWAYS_PINNED
+
+    def toggled(key: str) -> str | None:
+        if key in ALWAYS_PINNED:
+            return None
+        return ",".join(k for k in pinned if k != key) if key in pinned else ",".join([*pinned, key])
 
     def swapped(i: int, j: int) -> str:
         moved = list(keys)
@@ -118,8 +148,10 @@ def column_edits(columns: list[Column]) -> list[ColumnEdit]:
             column,
             # The last column stays: an empty ``cols`` would mean the default columns, a surprise.
             ",".join(keys[:i] + keys[i + 1 :]) if len(keys) > 1 else None,
-            swapped(i - 1, i) if i > 0 else None,
-            swapped(i, i + 1) if i < len(keys) - 1 else None,
+            swapped(i - 1, i) if i > 0 and movable(i - 1, i) else None,
+            swapped(i, i + 1) if i < len(keys) - 1 and movable(i, i + 1) else None,
+            toggled(column.key),
+            held[i],
         )
         for i, column in enumerate(columns)
     ]
@@ -403,9 +435,13 @@ class Rows:
                 ), ""
             case "duration":
                 if run.started_at is not None and run.ended_at is None:
-                    # static/studio.js ticks it every second; without JavaScript it is the server's value.
+                    # static/studio.js ticks it every second (without JavaScript it is the server's
+                    # value); the table's poll brings the final one when the run ends.
                     started = timezone.localtime(run.started_at).isoformat()
-                    return f'<span data-started="{started}">{_escape(value)}</span>', ""
+                    return (
+                        f'<span id="duration-{run.pk}" data-started="{started}">{_escape(value)}</span>'
+                        f'<input type="hidden" name="runs" value="{_escape(run.run_id)}" form="badge-poll">'
+                    ), ""
                 return _escape(value), ""
             case "tags":
                 chips = "".join(
@@ -415,7 +451,8 @@ class Rows:
                 text = ", ".join(key if tag_value is None else f"{key}: {tag_value}" for key, tag_value in value)
                 return chips, _title(text)
             case "description":
-                return _escape(truncatechars(value, 80)), _title(value[:TITLE_MAX])
+                text = plain_text(value[: TITLE_MAX * 2])
+                return _escape(truncatechars(text, 80)), _title(text[:TITLE_MAX])
         if value is None:
             return "", ""
         if isinstance(value, float):
@@ -472,6 +509,23 @@ def format_number(number: float | None) -> str | None:
     if math.isinf(number):
         return "∞" if number > 0 else "-∞"
     return f"{number:.6g}"
+
+
+# Markdown's marks, left out of a description shown on one line: heading and list marks, emphasis,
+# code ticks, a link's or an image's URL (its text stays).
+_MARKDOWN_LINE_MARKS = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
+_MARKDOWN_INLINE = re.compile(
+    r"!?\[([^\]]*)\]\([^)]*\)|(\*\*|\*|`|(?<!\w)__|(?<!\w)_)(?=\S)(.+?)(?<=\S)\2(?!\w)"  # snake_case stays
+)
+
+
+def plain_text(markdown: str) -> str:
+    """A Markdown description as one line of plain text, for a cell: "## ResNet-18 on MNIST\n\nA
+    **ResNet-18** ..." reads "ResNet-18 on MNIST · A ResNet-18 ...". Good enough for a glance; the
+    run's page renders it."""
+    text = _MARKDOWN_LINE_MARKS.sub("", markdown)
+    text = _MARKDOWN_INLINE.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(3), text)
+    return " · ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def duration(run: Run) -> str:

@@ -263,9 +263,11 @@ def _run_list_page(
             columns = tables.parse_columns(fields["cols"])
         except ValueError:
             columns = tables.parse_columns("")
+        pin = [key.strip() for key in fields["pin"].split(",")]
+        columns = tables.pinned_first(columns, pin)
         hidden = [(name, value) for name, value in fields.items() if value]
     else:
-        fields, columns = state.fields(), state.columns
+        fields, columns, pin = state.fields(), state.columns, list(state.pin)
         hidden = [
             (name, v)
             for name, value in state.to_params().items()
@@ -298,7 +300,8 @@ def _run_list_page(
         else [f for f in run_filters.FILTER_FIELDS.values() if f.name != "experiment"],
         "columns": columns,
         "column_keys": ",".join(c.key for c in columns),
-        "column_edits": tables.column_edits(columns),
+        "column_edits": tables.column_edits(columns, pin),
+        "pinned_keys": tables.pinned_keys(columns, pin),
         "shown_keys": [c.key for c in columns],
         "choices": choices or [tables.plain_choices()],
         "choices_loaded": choices is not None,
@@ -307,7 +310,8 @@ def _run_list_page(
         "flat": table.flat,
         "hidden_children": table.hidden_children,
         # The table polls for the badges of its live runs (if it shows their badges).
-        "live_runs": [run.run_id for run in shown if not run.is_ended] if _shows_status(columns) else [],
+        "live_runs": [run.run_id for run in shown if not run.is_ended] if _live_cells(columns) else [],
+        "live_cells": ",".join(_live_cells(columns)),
         "poll_seconds": LIST_POLL_SECONDS,
         "error": error,
         "view": view,
@@ -350,8 +354,12 @@ def _view_not_found(request: HttpRequest, access: WorkspaceAccess) -> HttpRespon
 LIST_POLL_SECONDS = 5
 
 
-def _shows_status(columns: list[tables.Column]) -> bool:
-    return any(column.key == "status" for column in columns)
+# The cells that change while a run is alive, and that the table's poll brings up to date.
+LIVE_CELLS = ("status", "duration")
+
+
+def _live_cells(columns: list[tables.Column]) -> list[str]:
+    return [column.key for column in columns if column.key in LIVE_CELLS]
 
 
 def _column_added(request: HttpRequest) -> HttpResponse:
@@ -423,7 +431,8 @@ def run_child_rows(request: HtmxHttpRequest, workspace: str, run_id: str) -> Htt
         "access": access,
         "rows": [drawn.html(child, counts.get(child.pk, 0)) for child in children],
         # Live children's badges join the table's poll (which this restarts, had it stopped).
-        "live_runs": [child.run_id for child in children if not child.is_ended] if _shows_status(columns) else [],
+        "live_runs": [child.run_id for child in children if not child.is_ended] if _live_cells(columns) else [],
+        "live_cells": ",".join(_live_cells(columns)),
         "poll_seconds": LIST_POLL_SECONDS,
     }
     return render(request, "studio/run_list.html#child-rows", context)
@@ -823,17 +832,20 @@ def run_status_badge(request: HtmxHttpRequest, workspace: str, run_id: str) -> H
 @login_required
 @require_GET
 def run_statuses(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
-    """The status badges of the runs named in ``runs`` (the runs table's live ones), as out-of-band
-    swaps: one poll for the whole table, not one per row. Once none of them is alive, 286 tells
-    htmx to stop polling (the final badges still arrive with it)."""
+    """The live cells (``cells``: status badges, durations) of the runs named in ``runs`` (the runs
+    table's live ones), as out-of-band swaps: one poll for the whole table, not one per row. A
+    duration is sent once its run has ended: until then the page ticks it. Once none of the runs is
+    alive, 286 tells htmx to stop polling (the final cells still arrive with it)."""
     access = _get_workspace(request, workspace)
     wanted = list(dict.fromkeys(r for value in request.GET.getlist("runs") for r in value.split(",") if r))
+    cells = set(request.GET.get("cells", "status").split(",")) & set(LIVE_CELLS)
     runs = list(
         Run.objects.visible_to(request.user)
         .filter(workspace=access.workspace, run_id__in=wanted[:STATUS_POLL_MAX_RUNS])
-        .only("pk", "run_id", "status")
+        .only("pk", "run_id", "status", "started_at", "ended_at")
     )
-    content = render_to_string("studio/run_list.html#status-badges", {"access": access, "runs": runs}, request)
+    context = {"access": access, "runs": runs, "cells": cells}
+    content = render_to_string("studio/run_list.html#live-cells", context, request)
     if all(run.is_ended for run in runs):
         return HttpResponseStopPolling(content)
     return HttpResponse(content)

@@ -52,7 +52,7 @@ def choices(client: Client, url: str = "/w/default/runs/") -> tuple[Any, list[st
 
 def link(response: Any, label: str) -> dict[str, list[str]]:
     """The query of the picker's link named ``label``; its href and hx-get are the same URL."""
-    pattern = rf'<a href="([^"]*)" hx-get="([^"]*)" aria-label="{re.escape(label)}">'
+    pattern = rf'<a href="([^"]*)" hx-get="([^"]*)" aria-label="{re.escape(label)}"[ >]'
     match = re.search(pattern, response.content.decode())
     assert match, f"no link {label!r}"
     assert match.group(1) == match.group(2)
@@ -61,17 +61,41 @@ def link(response: Any, label: str) -> dict[str, list[str]]:
 
 def test_the_shown_columns_have_links_that_remove_and_move_them(client: Client, runs: list[Run], alice: Any) -> None:
     response = as_user(client, alice).get("/w/default/runs/", {"q": "first", "cols": "name,status,tags.team"})
-    assert link(response, "Move Status left") == {"q": ["first"], "cols": ["status,name,tags.team"]}
+    assert link(response, "Move Tag team left") == {"q": ["first"], "cols": ["name,tags.team,status"]}
     assert link(response, "Move Status right")["cols"] == ["name,tags.team,status"]
     assert link(response, "Remove Status")["cols"] == ["name,tags.team"]
     assertNotContains(response, 'aria-label="Move Display name left"')  # nowhere to go
+    assertNotContains(response, 'aria-label="Move Status left"')  # the name is pinned: first, always
     assertNotContains(response, 'aria-label="Move Tag team right"')
     only_one = client.get("/w/default/runs/", {"cols": "name"})
     assertNotContains(only_one, 'aria-label="Remove Display name"')  # no columns at all would mean the defaults
     # Following a link (as a browser without JavaScript does) shows the table with the new columns.
-    moved = client.get("/w/default/runs/", link(response, "Move Status left"))
+    moved = client.get("/w/default/runs/", link(response, "Move Tag team left"))
     body = moved.content.decode()
-    assert body.index('<td class="col-status">') < body.index('<td class="col-name"')
+    assert body.index('<td class="col-tagsteam"') < body.index('<td class="col-status">')
+
+
+def test_a_pinned_column_is_drawn_beside_the_name_and_stays_put(client: Client, runs: list[Run], alice: Any) -> None:
+    response = as_user(client, alice).get("/w/default/runs/", {"cols": "status,tags.team,name", "sort": "name"})
+    assert link(response, "Pin Tag team") == {"cols": ["status,tags.team,name"], "sort": ["name"], "pin": ["tags.team"]}
+    assertNotContains(response, 'aria-label="Pin Display name"')  # always pinned
+    pinned = client.get("/w/default/runs/", link(response, "Pin Tag team"))
+    body = pinned.content.decode()
+    # Drawn first, the name then the pinned column, whatever their places in ``cols``.
+    assert (
+        body.index('<td class="col-name"')
+        < body.index('<td class="col-tagsteam"')
+        < body.index('<td class="col-status">')
+    )
+    assert (
+        "#runs-table .col-name{position:sticky;z-index:1}#runs-table .col-tagsteam{position:sticky;z-index:1}" in body
+    )
+    assert "#runs-table .col-tagsteam{box-shadow:inset -1px 0 0 var(--line-strong)}" in body  # the group's edge
+    assert "pin" not in link(pinned, "Unpin Tag team")  # ?pin= (blank)
+    assert '<input type="hidden" name="pin" value="tags.team">' in body  # the state form keeps it
+    refused = client.get("/w/default/runs/", {"cols": "name,status", "pin": "tags.team"})
+    assert refused.status_code == 400
+    assertContains(refused, "only a shown column can be pinned, not &#x27;tags.team&#x27;", status_code=400)
 
 
 def test_adding_a_column_redirects_to_the_url_of_the_new_state(client: Client, runs: list[Run], alice: Any) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from runs.models import Run
 from studio.models import SavedView
-from studio.tables import readable_number, relative_time
+from studio.tables import plain_text, readable_number, relative_time
 from tests.conftest import make_run
 
 
@@ -62,7 +62,7 @@ def test_cells_keep_the_exact_value_and_the_absolute_time(client: Any, workspace
     assert '<td class="col-metricsloss" title="0.123456789012" data-exact="0.123456789012">0.1235</td>' in body
     assert f'title="{created:%Y-%m-%d %H:%M:%S} UTC">3 h ago</time>' in body
     assert f'<time datetime="{created.isoformat()}"' in body
-    assert f'<span data-started="{created.isoformat()}">3:05:' in body  # static/studio.js ticks it
+    assert re.search(rf'<span id="duration-\d+" data-started="{re.escape(created.isoformat())}">3:05:', body)  # ticked
     assert f'<td class="col-run_id" title="{run.run_id}">{run.run_id}</td>' in body
     assert '<td class="col-name" title="long &lt;run&gt;">' in body
     assert '<td class="col-tagsteam" title="vision &amp; co">vision &amp; co</td>' in body
@@ -92,9 +92,25 @@ def test_dragged_widths_become_one_css_rule_a_column(client: Any, workspace: Any
     body = body.decode()
     assert (
         '<style id="grid-widths">#runs-table .col-name{width:240px;min-width:240px;max-width:240px}'
-        "#runs-table .col-tagsbxb{width:90px;min-width:90px;max-width:90px}</style>"
-    ) in body  # a slug, not the key as typed
+        "#runs-table .col-tagsbxb{width:90px;min-width:90px;max-width:90px}#runs-table .col-name{position:sticky"
+    ) in body  # a slug, not the key as typed (then the pinned name's rules)
     assert '<input type="hidden" name="widths" value="name:240,tags.&lt;b&gt;x&lt;/b&gt;:90">' in body
     refused = client.get("/w/default/runs/", {"widths": "name:1;}body{color:red"})
     assert refused.status_code == 400
     assert b"body{color:red}" not in refused.content
+
+
+@pytest.mark.parametrize(
+    ("markdown", "line"),
+    [
+        (
+            "## ResNet-18 on MNIST\n\nA **ResNet-18** for _28×28_ digits.",
+            "ResNet-18 on MNIST · A ResNet-18 for 28×28 digits.",
+        ),
+        ("See [the paper](https://example.com) and `train.py`", "See the paper and train.py"),
+        ("- one\n- two\n> quoted", "one · two · quoted"),
+        ("snake_case_name stays, as does 2*3*4", "snake_case_name stays, as does 2*3*4"),
+    ],
+)
+def test_a_description_is_one_line_of_plain_text_in_the_grid(markdown: str, line: str) -> None:
+    assert plain_text(markdown) == line

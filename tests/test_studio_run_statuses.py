@@ -108,7 +108,9 @@ def test_live_child_rows_join_the_poll(client: Client, runs: dict[str, Run], ali
     assert f'<input type="hidden" name="runs" value="{child.run_id}" form="badge-poll">' in body
     # The poller comes again, out of band (in a <template>: a <form> among table rows would be dropped by the
     # HTML parser), which starts the table's poll if it had stopped.
-    assert re.search(r'<template><form id="badge-poll" hx-get="/w/default/statuses/"[^>]*hx-swap-oob="true">', body)
+    assert re.search(
+        r'<template><form id="badge-poll" hx-get="/w/default/statuses/\?cells=status"[^>]*hx-swap-oob="true">', body
+    )
     child.transition(Run.Status.COMPLETED)
     rows = client.get(f"/w/default/runs/{parent.run_id}/child-rows/", {"cols": "name,status"})
     assertNotContains(rows, "badge-poll")
@@ -120,3 +122,21 @@ def test_the_tables_badges_are_the_run_status_partial(client: Client, runs: dict
     for run in runs.values():
         badge = render_to_string("studio/run_detail.html#run-status", {"run": run, "in_table": True})
         assert badge in page
+
+
+def test_a_duration_is_polled_and_sent_once_its_run_has_ended(client: Client, runs: dict[str, Run], alice: Any) -> None:
+    live = runs["live"]
+    as_user(client, alice)
+    page = client.get("/w/default/runs/", {"cols": "name,duration"}).content.decode()  # no status column
+    assert 'hx-get="/w/default/statuses/?cells=duration"' in page
+    assert f'<input type="hidden" name="runs" value="{live.run_id}" form="badge-poll">' in page
+    asked = {"runs": live.run_id, "cells": "duration"}
+    alive = client.get("/w/default/statuses/", asked, headers={"HX-Request": "true"})
+    assert alive.status_code == 200
+    assert alive.content.decode().strip() == ""  # still running: the page ticks it, and there is no badge to send
+    live.transition(Run.Status.COMPLETED)
+    ended = client.get("/w/default/statuses/", asked, headers={"HX-Request": "true"})
+    assert ended.status_code == 286  # stop polling
+    body = ended.content.decode()
+    assert re.search(rf'<span id="duration-{live.pk}" hx-swap-oob="true">0:00:0\d</span>', body)
+    assert "badge" not in body  # the page has no status column to swap into

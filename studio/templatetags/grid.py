@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from studio import tables
 from studio.run_list_state import parse_widths
 from studio.tables import css_class
 
@@ -24,3 +25,23 @@ def width_rules(widths: str) -> SafeString:
         f"#runs-table .{css_class(key)}{{width:{px}px;min-width:{px}px;max-width:{px}px}}" for key, px in found.items()
     )
     return mark_safe("".join(rules))  # noqa: S308 (slugs and integers only)
+
+
+@register.filter
+def pin_rules(keys: list[str]) -> SafeString:
+    """The CSS that keeps the pinned columns (studio/tables.py, ``pinned_first``) in place when the grid
+    scrolls sideways: sticky, the last with an edge. Each one's offset from the left is set by
+    static/studio.js from the widths drawn; without JavaScript the first stays (at the select column's
+    edge) and the others scroll."""
+    rules = [f"#runs-table .{css_class(key)}{{position:sticky;z-index:1}}" for key in keys]
+    rules += [f"#runs-table thead .{css_class(key)}{{z-index:3}}" for key in keys]
+    if keys:
+        rules.append(f"#runs-table .{css_class(keys[0])}{{left:var(--select-width)}}")
+        rules.append(f"#runs-table .{css_class(keys[-1])}{{box-shadow:inset -1px 0 0 var(--line-strong)}}")
+    return mark_safe("".join(rules))  # noqa: S308 (slugs only)
+
+
+@register.filter
+def run_duration(run: object) -> str:
+    """A run's duration as the grid writes it (studio/tables.py)."""
+    return tables.duration(run)  # type: ignore[arg-type]

@@ -190,3 +190,94 @@ def test_a_column_is_resized_by_dragging_its_header_edge_and_keeps_its_width(
     page.reload()
     assert abs(header.bounding_box()["width"] - width) <= 1
     assert errors == []
+
+
+def test_a_pinned_column_stays_put_when_the_pane_scrolls(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/w/default/runs/?cols={COLUMNS}")
+    loss = page.locator("#runs-table thead th.col-metricsloss")
+    loss.hover()
+    loss.get_by_role("link", name="Pin loss").click()
+    expect(page).to_have_url(re.compile(r"pin=metrics\.loss"))
+    headers = page.locator("#runs-table thead th")
+    expect(headers.nth(1)).to_have_class(re.compile(r"\bcol-name\b.*\bpinned\b"))
+    expect(headers.nth(2)).to_have_class(re.compile(r"\bcol-metricsloss\b.*\bpinned\b"))  # beside the name
+    loss = page.locator("#runs-table thead th.col-metricsloss")
+    first_cell = page.locator("#runs-table tbody tr").first.locator("td.col-metricsloss")
+    run_id = page.locator("#runs-table thead th.col-run_id")
+    before = (loss.bounding_box()["x"], first_cell.bounding_box()["x"], run_id.bounding_box()["x"])
+    page.locator(".grid-pane").evaluate("pane => { pane.scrollLeft = 900; }")
+    page.wait_for_timeout(100)
+    after = (loss.bounding_box()["x"], first_cell.bounding_box()["x"], run_id.bounding_box()["x"])
+    assert after[:2] == before[:2]  # the pinned header and its cells stay put
+    assert after[2] < before[2] - 500  # an unpinned column scrolls away
+    page.reload()
+    expect(page.locator("#runs-table thead th").nth(2)).to_have_class(re.compile(r"\bpinned\b"))
+    page.locator("#runs-table thead th.col-metricsloss").hover()
+    page.get_by_role("link", name="Unpin loss").first.click()
+    expect(page.locator("#runs-table thead th.col-metricsloss")).not_to_have_class(re.compile(r"\bpinned\b"))
+    assert errors == []
+
+
+def test_a_column_is_moved_by_dragging_its_header(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,run_id,status,experiment")
+    experiment = page.locator("#runs-table thead th.col-experiment")
+    experiment.drag_to(page.locator("#runs-table thead th.col-run_id"), target_position={"x": 4, "y": 8})
+    expect(page).to_have_url(re.compile(r"cols=name%2Cexperiment%2Crun_id%2Cstatus"))
+    expect(page.locator("#runs-table thead th")).to_have_text(
+        ["Compare", "Display name", "Experiment", "Run ID", "Status"]
+    )
+    page.reload()
+    expect(page.locator("#runs-table thead th")).to_have_text(
+        ["Compare", "Display name", "Experiment", "Run ID", "Status"]
+    )
+    assert errors == []
+
+
+def test_the_grid_from_the_keyboard(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,status&sort=name")
+    rows = page.locator("#runs-table tbody tr")
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.press("j")  # typed into the box, not a move
+    expect(page.locator("#search")).to_have_value("j")
+    expect(rows).to_have_text(["No runs match."])  # searched for
+    page.locator("#search").fill("")
+    expect(rows).to_have_count(30)
+    page.keyboard.press("Escape")
+    expect(page.locator("#search")).not_to_be_focused()
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\brow-cursor\b"))
+    page.keyboard.press("k")
+    expect(rows.nth(0)).to_have_class(re.compile(r"\brow-cursor\b"))
+    expect(page.locator("tr.row-cursor")).to_have_count(1)
+    page.keyboard.press("x")
+    expect(rows.nth(0).locator("td.col-select input")).to_be_checked()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+    name = rows.nth(0).locator("td.col-name a").text_content()
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_contain_text(name)
+    assert "/runs/resnet-50-imagenet-sweep-" in page.url
+    assert errors == []
+
+
+def test_a_duration_stops_ticking_when_its_run_ends(grid: tuple[Page, list[str]], live_server: Any) -> None:
+    page, errors = grid
+    page.goto(f"{live_server.url}/w/default/runs/?cols=name,duration&sort=name")  # no status column
+    running = Run.objects.filter(status=Run.Status.RUNNING).order_by("display_name").first()
+    cell = page.locator(f"#duration-{running.pk}")
+    expect(cell).to_have_attribute("data-started", re.compile(".+"))
+    running.transition(Run.Status.COMPLETED)
+    # The table's poll (every 5 s) brings the final duration, which ticks no more.
+    expect(cell).not_to_have_attribute("data-started", re.compile(".*"), timeout=12_000)
+    final = cell.text_content()
+    page.wait_for_timeout(1500)
+    assert cell.text_content() == final
+    assert errors == []
