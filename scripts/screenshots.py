@@ -394,7 +394,7 @@ def save_shared_view(page: Page, url: str) -> None:
         "sort": "-metrics.accuracy.max",
     }
     page.goto(f"{url}/w/{WORKSPACE}/runs/?{urlencode(params)}")
-    page.locator("section.views summary").click()
+    page.get_by_text("Save as a new view…").click()
     page.get_by_label("View name").fill("Vision team")
     page.get_by_label("Share with the workspace").check()
     page.get_by_role("button", name="Save as a new view").click()

@@ -296,3 +296,18 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => document.getElementById(button.dataset.opensDialog)?.showModal());
   });
 });
+
+// Menus (<details class="menu">, "Add filter") close on a click outside them and on Escape, as menus do;
+// without JavaScript they close when their summary is clicked again.
+document.addEventListener("click", (event) => {
+  document.querySelectorAll("details.menu[open], details.add-filter[open]").forEach((menu) => {
+    if (!menu.contains(event.target)) menu.open = false;
+  });
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  document.querySelectorAll("details.menu[open], details.add-filter[open]").forEach((menu) => {
+    menu.open = false;
+    menu.querySelector("summary")?.focus();
+  });
+});

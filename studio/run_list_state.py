@@ -213,6 +213,14 @@ class RunListState:
                 params[name] = value
         return params
 
+    def differs_from(self, view: Any) -> bool:
+        """Whether this is not the state ``view`` saved (the page offers to update the view)."""
+        try:
+            saved = RunListState.from_params(view.params)
+        except StateError:
+            return True  # a view that no longer holds: whatever is shown differs
+        return self.to_params() != saved.to_params()
+
     def query_dict(self) -> QueryDict:
         """``to_params()`` as a QueryDict (for ``{% querystring %}`` and ``urlencode``)."""
         query = QueryDict(mutable=True)

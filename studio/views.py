@@ -324,23 +324,33 @@ def _run_list_page(
         template += "#runs-table"
     else:
         context.update(_page_context(request, access, view))
+    if view is not None:  # the views bar says whether what is shown is the view as saved (htmx too)
+        context.update(_view_context(request, access, view, state))
     return render(request, template, context, status=status)
 
 
 def _page_context(request: HttpRequest, access: WorkspaceAccess, view: SavedView | None) -> dict[str, Any]:
     """What the whole page shows around the table: the views."""
+    return {
+        "views": SavedView.objects.visible_to(request.user, access.workspace).select_related("owner", "changed_by"),
+        # The keys the view sets: the state form sends them even when emptied, so that an emptied
+        # field clears the view's value instead of bringing it back.
+        "view_keys": " ".join(sorted(view.params)) if view is not None else "",
+    }
+
+
+def _view_context(
+    request: HttpRequest, access: WorkspaceAccess, view: SavedView, state: RunListState | None
+) -> dict[str, Any]:
     default_id = (
         DefaultView.objects.filter(user=request.user, workspace=access.workspace)
         .values_list("view_id", flat=True)
         .first()
     )
     return {
-        "views": SavedView.objects.visible_to(request.user, access.workspace).select_related("owner", "changed_by"),
-        "can_change_view": view is not None and view.can_change(request.user, access.role),
+        "can_change_view": view.can_change(request.user, access.role),
         "default_view_id": default_id,
-        # The keys the view sets: the state form sends them even when emptied, so that an emptied
-        # field clears the view's value instead of bringing it back.
-        "view_keys": " ".join(sorted(view.params)) if view is not None else "",
+        "view_modified": state is None or state.differs_from(view),
     }
 
 

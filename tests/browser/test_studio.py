@@ -42,11 +42,12 @@ def test_a_shared_view_saved_by_one_user_is_opened_by_another(
     page = login_as(alice)
     page.goto(live_server.url + "/w/default/runs/?q=tags.team+%3D+nlp")
     expect(page.locator("#runs-table tbody tr")).to_have_count(1)
-    page.get_by_text("Views").click()
+    page.get_by_text("Save as a new view…").click()
     page.get_by_label("View name").fill("NLP runs")
     page.get_by_label("Share with the workspace").check()
     page.get_by_role("button", name="Save as a new view").click()
     expect(page.locator("h1")).to_contain_text("NLP runs")
+    page.get_by_label("More actions for this view").click()
     link = page.get_by_label("Share link").input_value()
     assert SavedView.objects.get(name="NLP runs").shared
 
