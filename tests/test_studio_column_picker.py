@@ -162,7 +162,7 @@ def test_without_javascript_a_link_opens_the_picker_with_every_choice(
     assertContains(page, 'href="?q=first&amp;cols=name%2Ctags.team&amp;column_choices=1#column-picker"')
     opened = client.get("/w/default/runs/", {"q": "first", "cols": "name,tags.team", "column_choices": "1"})
     body = opened.content.decode()
-    assert '<details class="column-picker" id="column-picker" open>' in body
+    assert '<details class="menu column-picker" id="column-picker" open>' in body
     assert '<option value="tags.team" disabled>team</option>' in body  # already shown
     assert '<option value="metrics.loss.min">loss (min)</option>' in body
     assert 'name="add"' in body and '<input type="hidden" name="cols" value="name,tags.team">' in body
