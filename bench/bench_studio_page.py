@@ -9,7 +9,15 @@ browser does), then requests the page ``--requests`` times per case, one at a ti
 * ``text``: ``q=<word>`` (free-text search; ``--word``, default ``distillation``);
 * ``msort``: ``sort=-metrics.loss``;
 * ``combined``: ``q=tags.team = vision <word>`` and ``sort=-metrics.loss`` (the issue's target);
-* ``combined-htmx``: the same with ``HX-Request: true``: the table fragment the search box fetches.
+* ``combined-htmx``: the same with ``HX-Request: true``: the table fragment the search box fetches;
+* ``grid17``: the new grid's case (issue 12): the 17 columns of ``GRID_COLUMNS`` (``cols=``), the tag
+  filter and the metric sort;
+* ``grid17-htmx``: the same with ``HX-Request: true``.
+
+``GRID_COLUMNS`` is eight default columns, description, the tags cell, two tag columns, a property and
+four metric columns (last, min, max): every keyed one is a key ``seed_direct.py`` writes (it seeds tags
+``team``, ``dataset`` and ``quality``, one property, ``git_commit``, and metrics ``loss`` and
+``accuracy``), so no cell of the page is empty for want of data.
 
 The view's page size is fixed (50). Reported per case: the runs matched (the page's count), the
 response size, and p50/p95/max (nearest rank) of the wall-clock time per request as the client sees
@@ -17,6 +25,11 @@ it and, with ``--access-log``, of the time the request spent in the gunicorn wor
 gunicorn with ``--access-logfile FILE --access-logformat '%({x-bench-id}i)s %(s)s %(D)s'``: every
 timed request carries an ``X-Bench-Id: <run tag>.<case>`` header, which the log line pairs with
 the request's duration in microseconds.
+
+With ``--baseline-url`` (another server over the same data, e.g. an older commit's), every case is timed
+against both servers in alternation, request by request (the order flips every request), so that both
+see the same machine load; the report adds each server's table and the ratios new/baseline of the
+server p50 and p95 (``--baseline-access-log``: that server's own access log).
 
 Example (a database seeded by ``seed_direct.py``; the user made by ``manage.py bootstrap``)::
 
@@ -43,6 +56,11 @@ import requests
 from common import ACCESS_LOG_FORMAT, TAG, command_line, percentile, read_access_log  # bench/common.py
 
 SLOW_P95_MS = 150.0
+# The new grid's case (issue 12): 17 columns, all with data in a workspace seeded by seed_direct.py.
+GRID_COLUMNS = (
+    "name,run_id,experiment,status,submitted_by,target,created,duration,description,tags,tags.team,"
+    "tags.dataset,properties.git_commit,metrics.loss,metrics.loss.min,metrics.accuracy,metrics.accuracy.max"
+)
 COUNT_RE = re.compile(r'<span id="run-count">(\d+)</span>')
 
 
@@ -53,6 +71,7 @@ class Case:
     q: str = ""
     sort: str = ""
     htmx: bool = False
+    cols: str = ""  # ``cols=``: the columns, comma-separated; none: the default columns
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -60,12 +79,16 @@ class Case:
             params["q"] = self.q
         if self.sort:
             params["sort"] = self.sort
+        if self.cols:
+            params["cols"] = self.cols
         return params
 
     def request_text(self) -> str:
         parts = [f"q=`{self.q}`"] if self.q else []
         if self.sort:
             parts.append(f"sort=`{self.sort}`")
+        if self.cols:
+            parts.append(f"cols=({len(self.cols.split(','))} columns)")
         if self.htmx:
             parts.append("HX-Request")
         return " ".join(parts) or "(none)"
@@ -79,6 +102,8 @@ def cases_for(word: str) -> list[Case]:
         Case("msort", "sort by metric", sort="-metrics.loss"),
         Case("combined", "tag + word + metric sort", q=f"tags.team = vision {word}", sort="-metrics.loss"),
         Case("combined-htmx", "the same, htmx fragment", f"tags.team = vision {word}", "-metrics.loss", htmx=True),
+        Case("grid17", "17 columns + tag + metric sort", "tags.team = vision", "-metrics.loss", cols=GRID_COLUMNS),
+        Case("grid17-htmx", "the same, htmx fragment", "tags.team = vision", "-metrics.loss", True, GRID_COLUMNS),
     ]
 
 
@@ -121,19 +146,38 @@ def fetch(session: requests.Session, url: str, case: Case, kind: str, timeout: f
     return response
 
 
-def time_case(session: requests.Session, url: str, case: Case, args: argparse.Namespace) -> Result:
-    result = Result(case)
+@dataclass
+class Server:
+    """One server under test: a logged-in session, the page's URL, and its access log."""
+
+    label: str
+    session: requests.Session
+    url: str
+    access_log: Path | None = None
+
+
+def time_case(servers: list[Server], case: Case, args: argparse.Namespace) -> list[Result]:
+    """``case`` timed on each server; with two, their requests alternate (the order flips every
+    request), so both see the same machine load."""
+    results = [Result(case) for _ in servers]
+    responses: list[requests.Response | None] = [None] * len(servers)
     for _ in range(args.warmup):
-        response = fetch(session, url, case, "warmup", args.timeout)
+        for server in servers:
+            fetch(server.session, server.url, case, "warmup", args.timeout)
+    order = list(range(len(servers)))
     for _ in range(args.requests):
-        start = time.perf_counter()
-        response = fetch(session, url, case, case.key, args.timeout)
-        body = response.text
-        result.ms.append((time.perf_counter() - start) * 1000)
-    found = COUNT_RE.search(body)
-    result.matches = int(found.group(1)) if found else None
-    result.size = len(response.content)
-    return result
+        for i in order:
+            start = time.perf_counter()
+            responses[i] = response = fetch(servers[i].session, servers[i].url, case, case.key, args.timeout)
+            response.text  # noqa: B018 (the body is read as part of the request's time)
+            results[i].ms.append((time.perf_counter() - start) * 1000)
+        order.reverse()
+    for result, response in zip(results, responses, strict=True):
+        assert response is not None
+        found = COUNT_RE.search(response.text)
+        result.matches = int(found.group(1)) if found else None
+        result.size = len(response.content)
+    return results
 
 
 def table(results: list[Result]) -> str:
@@ -158,6 +202,24 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def ratio_table(new: list[Result], old: list[Result], new_label: str, old_label: str) -> str:
+    """Server p50 and p95 of two servers side by side (client times where there is no access log),
+    and new/old."""
+    lines = [
+        f"| Case | p50 {new_label} | p50 {old_label} | p50 ratio | p95 {new_label} | p95 {old_label} | p95 ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for a, b in zip(new, old, strict=True):
+        ms_a, ms_b = a.server_ms or a.ms, b.server_ms or b.ms
+        p50 = percentile(ms_a, 50), percentile(ms_b, 50)
+        p95 = percentile(ms_a, 95), percentile(ms_b, 95)
+        lines.append(
+            f"| {a.case.label} | {p50[0]:.1f} | {p50[1]:.1f} | {p50[0] / p50[1]:.2f} | "
+            f"{p95[0]:.1f} | {p95[1]:.1f} | {p95[0] / p95[1]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8771", help="the studio's address")
@@ -173,6 +235,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--access-log", type=Path, help="gunicorn's access log, format " + repr(ACCESS_LOG_FORMAT).replace("%", "%%")
     )
     parser.add_argument("--label", default="unknown database", help="what is measured, for the report")
+    parser.add_argument("--baseline-url", help="a second server to time in alternation with --url (e.g. an old commit)")
+    parser.add_argument("--baseline-access-log", type=Path, help="the second server's gunicorn access log")
+    parser.add_argument("--baseline-label", default="baseline", help="the second server's name, for the report")
     parser.add_argument("--write", type=Path, help="append a Markdown section with the results to this file")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 1000 or not 0 <= args.warmup <= 100:
@@ -185,27 +250,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    base = args.url.rstrip("/")
-    session = login(base, args.username, args.password, args.timeout)
-    url = f"{base}/w/{args.workspace}/runs/"
+    servers = []
+    for label, address, log in (
+        (args.label, args.url, args.access_log),
+        (args.baseline_label, args.baseline_url, args.baseline_access_log),
+    ):
+        if address:
+            base = address.rstrip("/")
+            session = login(base, args.username, args.password, args.timeout)
+            servers.append(Server(label, session, f"{base}/w/{args.workspace}/runs/", log))
     cases = [case for case in cases_for(args.word) if not args.case or case.key in args.case]
-    print(f"Timing {len(cases)} cases of {url}, {args.requests} requests each (after {args.warmup})", flush=True)
-    results = []
+    urls = " and ".join(server.url for server in servers)
+    print(f"Timing {len(cases)} cases of {urls}, {args.requests} requests each (after {args.warmup})", flush=True)
+    results: list[list[Result]] = [[] for _ in servers]  # per server, per case
     for case in cases:
-        result = time_case(session, url, case, args)
-        print(
-            f"  {case.label:<28} matches {result.matches!s:>7}  p50 {percentile(result.ms, 50):7.1f}  "
-            f"p95 {percentile(result.ms, 95):7.1f}  max {max(result.ms):7.1f} ms",
-            flush=True,
-        )
-        results.append(result)
-    if args.access_log:
-        server = read_access_log(args.access_log)
-        if not server:
-            print(f"warning: no lines tagged {TAG} in {args.access_log}; is its format right?", flush=True)
-        for result in results:
-            result.server_ms = server.get(result.case.key, [])
-    report = table(results)
+        for server, result, per_server in zip(servers, time_case(servers, case, args), results, strict=True):
+            print(
+                f"  {case.label:<32} {server.label[:16]:<16} matches {result.matches!s:>7}  "
+                f"p50 {percentile(result.ms, 50):7.1f}  p95 {percentile(result.ms, 95):7.1f}  "
+                f"max {max(result.ms):7.1f} ms",
+                flush=True,
+            )
+            per_server.append(result)
+    for server, per_server in zip(servers, results, strict=True):
+        if server.access_log:
+            logged = read_access_log(server.access_log)
+            if not logged:
+                print(f"warning: no lines tagged {TAG} in {server.access_log}; is its format right?", flush=True)
+            for result in per_server:
+                result.server_ms = logged.get(result.case.key, [])
+    if len(servers) == 1:
+        report = table(results[0])
+    else:
+        tables = [f"{server.label}:\n\n{table(rows)}" for server, rows in zip(servers, results, strict=True)]
+        ratios = ratio_table(results[0], results[1], servers[0].label, servers[1].label)
+        report = "\n\n".join([*tables, f"Server time, new/baseline:\n\n{ratios}"])
     print()
     print(report)
     if args.write:
