@@ -8,6 +8,7 @@ Errors are one line on stderr and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ import yaml
 
 from runs.sdk import Experiment, Run, ScriptRunConfig, StudioException, Workspace
 from runs.sdk._http import path_quote
+from runs.sdk._query import quote
 from runs.sdk.workspace import write_config
 
 RUNCONFIG_DEFAULT = Path(".studio") / "local.runconfig"
@@ -240,6 +242,25 @@ def run_download(args: argparse.Namespace) -> Any:
     return paths
 
 
+def run_export(args: argparse.Namespace) -> Any:
+    ws = _workspace(args)
+    query = args.filter or ""
+    if args.experiment_name:  # the experiment's runs: a condition of the one query language
+        query = f"experiment = {quote(args.experiment_name)}" + (f" and ({query})" if query else "")
+    if args.metrics is not None:
+        names = [name.strip() for name in args.metrics.split(",") if name.strip()]
+        path = ws.export_metrics(args.file, query=query, names=names, include_children=args.include_children)
+    else:
+        columns = [key.strip() for key in (args.columns or "").split(",") if key.strip()]
+        path = ws.export_runs(
+            args.file, query=query, sort=args.sort or "", columns=columns, include_children=args.include_children
+        )
+    with open(path, encoding="utf-8", newline="") as written:
+        rows = sum(1 for _ in csv.reader(written)) - 1  # less the header
+    say(f"Wrote {rows} {'points' if args.metrics is not None else 'runs'} to {path}.")
+    return {"file": str(path), "rows": rows}
+
+
 def experiment_list(args: argparse.Namespace) -> Any:
     ws = _workspace(args)
     return ws._client.get(ws._path("experiments/"))
@@ -342,6 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--include-children", action="store_true")
     listing.add_argument("--last", type=int, help="at most this many runs")
     listing.set_defaults(handler=run_list)
+
+    export = run.add_parser("export", help="every matching run (or their metric histories) as a CSV file")
+    _common(export)
+    export.add_argument("--file", required=True, help="where to write the CSV")
+    export.add_argument("-e", "--experiment-name", help="only this experiment's runs")
+    export.add_argument("--filter", help="the run query language, e.g. 'status = Failed and tags.team = vision'")
+    export.add_argument("--sort", help="e.g. -metrics.accuracy.max (default: newest first)")
+    export.add_argument("--columns", help="e.g. name,status,properties.lr,metrics.loss.min (default: the studio's)")
+    export.add_argument(
+        "--metrics", nargs="?", const="", metavar="NAMES", help="the metric histories instead: loss,acc (all if none)"
+    )
+    export.add_argument("--include-children", action="store_true")
+    export.set_defaults(handler=run_export)
 
     for name, handler, text in [
         ("show", run_show, "a run's details"),

@@ -19,7 +19,15 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet, Window
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -28,6 +36,7 @@ from django.views.defaults import page_not_found, server_error
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
+from runs import exports
 from runs.api.errors import error_body, json_not_found
 from runs.models import (
     Experiment,
@@ -149,6 +158,41 @@ def _filter_editor(
         response.status_code = 400
         response["HX-Push-Url"] = "false"
         reswap(retarget(response, "#filter-editor"), "outerHTML")
+    return response
+
+
+@login_required
+@require_GET
+def run_export(
+    request: HtmxHttpRequest, workspace: str, experiment: str | None = None, what: str = "runs"
+) -> HttpResponse:
+    """The runs table as CSV, from the studio's Export menu: every run it matches (not a page), in
+    its order, with its columns (``what="runs"``); or the metric histories of those runs, the metrics
+    of its metric columns (all of them if it has none), in long format (``what="metrics"``). The
+    files are the REST API's exports (runs/exports.py)."""
+    access = _get_workspace(request, workspace)
+    scoped_to = _experiment_or_404(access, experiment)
+    try:
+        state = RunListState.from_request(request, access.workspace, request.user)
+    except ViewNotFound:
+        return _view_not_found(request, access)
+    except StateError as problem:
+        return HttpResponseBadRequest(f"This table cannot be exported as it is: {problem}")
+    runs = Run.objects.filter(workspace=access.workspace)
+    if scoped_to is not None:
+        runs = runs.filter(experiment=scoped_to)
+    if not state.children:
+        runs = runs.filter(parent__isnull=True)
+    runs = runs.search(state.q)
+    name = f"{access.workspace.name}{f'-{scoped_to.name}' if scoped_to else ''}"
+    if what == "metrics":
+        names = list(dict.fromkeys(c.keyed[1] for c in state.columns if c.keyed and c.keyed[0] == "metrics"))
+        lines = exports.metric_points_csv(runs, names)
+        filename = f"{name}-metrics.csv"
+    else:
+        lines, filename = exports.runs_csv(runs.sorted_by(state.sort), state.columns), f"{name}-runs.csv"
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -294,6 +338,8 @@ def _run_list_page(
         "hidden_state": hidden,
         "links": links,
         "chips": state.chips if state is not None else [],
+        "exports": _export_links(access, scoped_to, state) if state is not None else None,
+        "metric_names": list(dict.fromkeys(c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics")),
         "editor": editor or FilterEditor(),
         "filter_fields": run_filters.FILTER_FIELDS.values()
         if scoped_to is None
@@ -327,6 +373,19 @@ def _run_list_page(
     if view is not None:  # the views bar says whether what is shown is the view as saved (htmx too)
         context.update(_view_context(request, access, view, state))
     return render(request, template, context, status=status)
+
+
+def _export_links(access: WorkspaceAccess, scoped_to: Experiment | None, state: RunListState) -> dict[str, str]:
+    """The Export menu's links: the table's state, at the export's URL."""
+    args = [access.workspace.name, *([scoped_to.name] if scoped_to else [])]
+    runs, metrics = (
+        ("experiment_export", "experiment_metrics_export") if scoped_to else ("run_export", "metrics_export")
+    )
+    query = state.urlencode()
+    return {
+        "runs": f"{reverse(runs, args=args)}?{query}".rstrip("?"),
+        "metrics": f"{reverse(metrics, args=args)}?{query}".rstrip("?"),
+    }
 
 
 def _page_context(request: HttpRequest, access: WorkspaceAccess, view: SavedView | None) -> dict[str, Any]:

@@ -218,3 +218,30 @@ def test_no_config_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.Monke
     assert (
         result.stderr.startswith("studio: error: no studio URL and token") and "studio folder attach" in result.stderr
     )
+
+
+def test_run_export_writes_every_matching_run_or_their_metric_histories(
+    azure_runs: dict[str, str], capsys: Any, tmp_path: Path
+) -> None:
+    ws = sdk.Workspace.from_config()
+    sdk.Run.get(ws, azure_runs["best"]).log("loss", 0.5)
+    sdk.Run.get(ws, azure_runs["best"]).log("loss", 0.25)
+    sdk.Experiment(ws, "another").start_logging()  # not this experiment's
+    target = tmp_path / "runs.csv"
+    asked = ["-e", "explore-runs", "--filter", "properties.author = azureml-user", "--sort", "metrics.loss"]
+    said = studio(
+        capsys, "run", "export", *asked, "--columns", "run_id,tags.quality,metrics.loss", "--file", str(target)
+    )
+    assert said == {"file": str(target), "rows": 2}
+    lines = target.read_text().splitlines()
+    assert lines == [
+        "run_id,tags.quality,metrics.loss",
+        f"{azure_runs['best']},fantastic run,0.25",
+        f"{azure_runs['good']},great run,",
+    ]
+    points = tmp_path / "points.csv"
+    assert studio(capsys, "run", "export", "-e", "explore-runs", "--metrics", "--file", str(points))["rows"] == 2
+    assert points.read_text().splitlines()[1].startswith(f"{azure_runs['best']},loss,0,0.5,")
+    assert main(["run", "export", "--filter", "status = (", "--file", str(tmp_path / "x.csv")]) == 1
+    assert capsys.readouterr().err.count("\n") == 1  # one line on stderr
+    assert not (tmp_path / "x.csv").exists()  # nothing half-written

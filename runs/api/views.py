@@ -15,13 +15,14 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, content_negotiation_class
 from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs import wire
+from runs import exports, wire
 from runs.api import schema
 from runs.api.serializers import (
     AlertRuleSerializer,
@@ -37,6 +38,7 @@ from runs.api.serializers import (
     SnapshotSerializer,
     WorkspaceSerializer,
 )
+from runs.columns import parse_columns
 from runs.models import (
     AlertRule,
     ComputeTarget,
@@ -53,6 +55,7 @@ from runs.models import (
     validate_identifier,
     validate_label,
 )
+from runs.query import QueryError, check_sort
 from runs.validation import LOCAL_TARGET
 
 # --- access helpers ----------------------------------------------------------------------------------------
@@ -111,6 +114,24 @@ def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200
     return Response(RunSerializer(run, context={"request": request}).data, status=status_code)
 
 
+def _sort(request: Request, default: str = "-created") -> str:
+    """``?sort=``, checked: a key the query language cannot sort by is a 400 naming ``sort``."""
+    sort = request.query_params.get("sort") or default
+    try:
+        check_sort(sort)
+    except QueryError as error:
+        raise InvalidValue(str(error), target="sort") from None
+    return sort
+
+
+class _FormatIsTheFiles(DefaultContentNegotiation):
+    """On the exports, ``?format=`` names the file's format (runs/exports.py checks it), not one of
+    DRF's renderers, which would answer 404 to ``format=csv``; errors are JSON as everywhere."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class RunPagination(PageNumberPagination):
     page_size_query_param = "page_size"
 
@@ -120,8 +141,7 @@ class RunPagination(PageNumberPagination):
 
 
 def _run_page(request: Request, runs: Any, *, default_sort: str = "-created") -> Response:
-    sort = request.query_params.get("sort") or default_sort
-    runs = runs.search(request.query_params.get("q", "")).sorted_by(sort)
+    runs = runs.search(request.query_params.get("q", "")).sorted_by(_sort(request, default_sort))
     paginator = RunPagination()
     page = paginator.paginate_queryset(runs.for_listing(), request)
     return paginator.get_paginated_response(RunSerializer(page, many=True, context={"request": request}).data)
@@ -297,10 +317,70 @@ def compute_detail(request: Request, workspace: str, name: str) -> Response:
 @api_view(["GET"])
 def workspace_runs(request: Request, workspace: str) -> Response:
     """Runs of a workspace: ``?q=`` (query language), ``?sort=``, ``?include_children=``, pages."""
+    return _run_page(request, _workspace_runs(request, workspace))
+
+
+def _workspace_runs(request: Request, workspace: str) -> Any:
     runs = Run.objects.filter(workspace=_get_workspace(request, workspace))
     if not _flag(request, "include_children"):
         runs = runs.filter(parent__isnull=True)
-    return _run_page(request, runs)
+    return runs
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter("q", str, description="the run query language, e.g. `status = Failed and tags.team = vision`"),
+    OpenApiParameter("include_children", bool),
+    OpenApiParameter("format", str, enum=list(exports.FORMATS), description="csv (the default)"),
+]
+
+
+@extend_schema(
+    parameters=[
+        *EXPORT_PARAMETERS,
+        OpenApiParameter("sort", str, description="comma-separated keys, e.g. `-created` or `metrics.loss.min`"),
+        OpenApiParameter("cols", str, description="columns, as the studio names them: `name,status,metrics.loss.min`"),
+    ],
+    responses={(200, "text/csv"): OpenApiTypes.STR, **schema.errors(400, 404)},
+    summary="Every matching run, as CSV",
+)
+@api_view(["GET"])
+@content_negotiation_class(_FormatIsTheFiles)
+def workspace_runs_export(request: Request, workspace: str) -> StreamingHttpResponse:
+    """Every run that ``q`` matches (not a page), sorted by ``sort``, one CSV line each with the
+    columns ``cols`` (the studio's default columns if none), exact values; streamed."""
+    runs = _workspace_runs(request, workspace).search(request.query_params.get("q", ""))
+    runs = runs.sorted_by(_sort(request))
+    exports.check_format(request.query_params.get("format"))
+    try:
+        columns = parse_columns(request.query_params.get("cols", ""))
+    except ValueError as error:
+        raise InvalidValue(f"cols: {error}", target="cols") from None
+    return _csv_download(exports.runs_csv(runs, columns), f"{workspace}-runs.csv")
+
+
+@extend_schema(
+    parameters=[
+        *EXPORT_PARAMETERS,
+        OpenApiParameter("names", str, description="metric names, comma-separated (all of them if none)"),
+    ],
+    responses={(200, "text/csv"): OpenApiTypes.STR, **schema.errors(400, 404)},
+    summary="The metric histories of every matching run, as CSV",
+)
+@api_view(["GET"])
+@content_negotiation_class(_FormatIsTheFiles)
+def workspace_metrics_export(request: Request, workspace: str) -> StreamingHttpResponse:
+    """Every point of the metrics ``names`` of every run that ``q`` matches, in long format
+    (``run_id, metric, step, value, time``); streamed."""
+    runs = _workspace_runs(request, workspace).search(request.query_params.get("q", ""))
+    exports.check_format(request.query_params.get("format"))
+    names = [name.strip() for name in request.query_params.get("names", "").split(",") if name.strip()]
+    return _csv_download(exports.metric_points_csv(runs, names), f"{workspace}-metrics.csv")
+
+
+def _csv_download(lines: Any, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @extend_schema(methods=["GET"], responses={200: RunSerializer, **schema.errors(404)})

@@ -165,12 +165,12 @@ class Client:
     def delete(self, path: str, **kwargs: Any) -> Any:
         return _json_or_none(self.request("DELETE", path, **kwargs))
 
-    def download(self, path: str, target: Path) -> Path:
+    def download(self, path: str, target: Path, params: dict[str, Any] | None = None) -> Path:
         """Stream a response body to ``target``. It is written beside the target and renamed, so an
         interrupted download leaves no half file behind; one cut off midway starts again."""
         target.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(self.retries + 1):
-            response = self.request("GET", path, stream=True)
+            response = self.request("GET", path, params=params, stream=True)
             with response, tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as partial:
                 try:
                     for chunk in response.iter_content(chunk_size=1024 * 1024):
