@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,25 +262,24 @@ class FilterEditor:
         if field.kind == "metric":
             if "," in self.key:
                 raise FilterError({"filter_key": "A metric name has no commas"})
-            target = f"metrics.{_metric(self.key, self.aggregate)}"
-            low = _finite(self.value, "filter_value")
-            if self.op != "between":
-                return f"{target} {self.op} {low!r}"
-            high = _finite(self.value_to, "filter_value_to")
-            if high < low:
-                raise FilterError({"filter_value_to": f"The range ends ({high!r}) below where it starts ({low!r})"})
-            return f"({target} >= {low!r} and {target} <= {high!r})"
+            return self._ordered(f"metrics.{_metric(self.key, self.aggregate)}", _finite, "below where")
         if field.kind == "date":
-            start = _date(self.value, "filter_value")
-            if self.op != "between":
-                return f"{field.name} {self.op} {start}"
-            end = _date(self.value_to, "filter_value_to")
-            if end < start:
-                raise FilterError({"filter_value_to": f"The range ends ({end}) before it starts ({start})"})
-            return f"({field.name} >= {start} and {field.name} <= {end})"
+            return self._ordered(field.name, _date, "before")
         if not self.value:
             raise FilterError({"filter_value": f"Enter the text the {field.label.lower()} should match"})
         return f"{field.name} {self.op} {literal(self.value)}"
+
+    def _ordered(self, target: str, read: Callable[[str, str], Any], before: str) -> str:
+        """A comparison of a date or a number, or a range of them ("between") that must not end
+        before it starts. ``read`` reads a control's text as a value that compares and is written
+        as the query language writes it (``repr``)."""
+        low = read(self.value, "filter_value")
+        if self.op != "between":
+            return f"{target} {self.op} {low!r}"
+        high = read(self.value_to, "filter_value_to")
+        if high < low:
+            raise FilterError({"filter_value_to": f"The range ends ({high!r}) {before} it starts ({low!r})"})
+        return f"({target} >= {low!r} and {target} <= {high!r})"
 
     def added_to(self, query: str) -> str:
         """``query`` with the filter added; raises ``FilterError`` for a filter that cannot be
@@ -339,9 +338,17 @@ def _finite(text: str, control: str) -> float:
     return number
 
 
-def _date(text: str, control: str) -> str:
+class _Day(dt.date):
+    """A date that the query language reads back as written (2026-01-31, unquoted)."""
+
+    def __repr__(self) -> str:
+        return self.isoformat()
+
+
+def _date(text: str, control: str) -> _Day:
     try:
-        return dt.date.fromisoformat(text).isoformat()
+        day = dt.date.fromisoformat(text)
+        return _Day(day.year, day.month, day.day)
     except ValueError:
         raise FilterError(
             {control: f"Enter a valid date (2026-01-31), not {text!r}" if text else "Enter a date"}
