@@ -38,13 +38,18 @@ document.addEventListener("dragend", () => {
   if (!draggedColumn) return;
   draggedColumn.classList.remove("dragging");
   draggedColumn = null;
-  const keys = [...document.querySelectorAll("#column-list [data-key]")].map((item) => item.dataset.key).join(",");
+  showColumns([...document.querySelectorAll("#column-list [data-key]")].map((item) => item.dataset.key));
+});
+
+// The columns in a new order (dragged in the picker or by a header): into the state form's `cols`,
+// and the form is submitted, so htmx swaps the table and pushes the URL.
+function showColumns(keys) {
   const form = document.getElementById("state-form");
-  if (form && form.elements.cols.value !== keys) {
-    form.elements.cols.value = keys;
+  if (form && form.elements.cols.value !== keys.join(",")) {
+    form.elements.cols.value = keys.join(",");
     form.requestSubmit();
   }
-});
+}
 
 // Columns already shown cannot be added again (the list of choices is loaded once, the columns change).
 function markShownColumns() {
@@ -196,8 +201,8 @@ document.addEventListener("htmx:afterSettle", placePinnedColumns);
 window.addEventListener("resize", placePinnedColumns);
 document.addEventListener("pointermove", () => { if (resizing) placePinnedColumns(); });
 
-// The runs grid: drag a header onto another to move its column there. The new order goes into the
-// state form's `cols`, as the column picker's drag does (its ← → links do it without JavaScript).
+// The runs grid: drag a header onto another to move its column there, as in the column picker
+// (whose ← → links do it without JavaScript).
 let draggedHeader = null;
 function dropSide(header, event) {
   const box = header.getBoundingClientRect();
@@ -232,11 +237,7 @@ document.addEventListener("drop", (event) => {
   if (over.dataset.key === moved) return;
   const order = keys.filter((key) => key !== moved);
   order.splice(order.indexOf(over.dataset.key) + (dropSide(over, event) === "after" ? 1 : 0), 0, moved);
-  const form = document.getElementById("state-form");
-  if (form && form.elements.cols.value !== order.join(",")) {
-    form.elements.cols.value = order.join(",");
-    form.requestSubmit();
-  }
+  showColumns(order);
 });
 document.addEventListener("dragend", () => {
   draggedHeader?.classList.remove("dragging");
