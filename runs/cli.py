@@ -261,6 +261,26 @@ def run_export(args: argparse.Namespace) -> Any:
     return {"file": str(path), "rows": rows}
 
 
+def run_bulk(args: argparse.Namespace) -> Any:
+    ws = _workspace(args)
+    if bool(args.run_ids) == bool(args.filter):
+        raise CommandError("name the runs (--run, repeatable) or give --filter, one of the two")
+    body: dict[str, Any] = {"action": args.action}
+    if args.run_ids:
+        body["runIds"] = args.run_ids
+    else:
+        body["q"] = args.filter
+    if args.action == "tag":
+        body["tags"] = _tags(args.tag)
+    elif args.action == "untag":
+        body["keys"] = args.key or []
+    elif args.action == "move":
+        body["experiment"] = args.experiment_name
+    result = ws._client.post(ws._path("runs/bulk/"), json=body)
+    say(f"{result['changed']} run{'s' if result['changed'] != 1 else ''} changed, {len(result['skipped'])} skipped.")
+    return result
+
+
 def experiment_list(args: argparse.Namespace) -> Any:
     ws = _workspace(args)
     return ws._client.get(ws._path("experiments/"))
@@ -363,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--include-children", action="store_true")
     listing.add_argument("--last", type=int, help="at most this many runs")
     listing.set_defaults(handler=run_list)
+
+    bulk = run.add_parser("bulk", help="tag, untag, cancel or move many runs at once")
+    _common(bulk)
+    bulk.add_argument("action", choices=["tag", "untag", "cancel", "move"])
+    bulk.add_argument("-r", "--run", dest="run_ids", action="append", help="a run id; repeatable")
+    bulk.add_argument("--filter", help="every run this query matches, e.g. 'status = Failed and tags.sweep = lr'")
+    bulk.add_argument("--tag", action="append", help="tag: key=value (or key alone); repeatable")
+    bulk.add_argument("--key", action="append", help="untag: a tag key; repeatable")
+    bulk.add_argument("-e", "--experiment-name", help="move: the experiment to move the runs to")
+    bulk.set_defaults(handler=run_bulk)
 
     export = run.add_parser("export", help="every matching run (or their metric histories) as a CSV file")
     _common(export)

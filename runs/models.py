@@ -292,7 +292,7 @@ class Experiment(models.Model):
             if spec.type == Run.Type.SCRIPT and not spec.script:
                 raise InvalidValue("a script run needs its script", target="script")
             _validate_script(spec)  # an interactive run's are stored too (PostgreSQL refused bad ones: a 500)
-            _validate_tags(spec.tags or {})
+            validate_tags(spec.tags or {})
             _validate_properties(spec.properties or {})
         self._check_targets({spec.target for spec in specs})
         run_ids = [spec.run_id or Run.new_id(self.name) for spec in specs]
@@ -311,13 +311,19 @@ class Experiment(models.Model):
                 return made
             raise Conflict("a run with one of these ids already exists", target="runId") from error
 
+    def take_run_numbers(self, count: int) -> range:
+        """The next ``count`` run numbers of the experiment, taken in the caller's transaction: the
+        counter's row stays locked until it ends, so no two transactions take the same numbers."""
+        Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + count)
+        last = Experiment.objects.values_list("last_run_number", flat=True).get(pk=self.pk)
+        return range(last - count + 1, last + 1)
+
     def _insert_runs(
         self, specs: list[RunSpec], run_ids: list[str], keys: list[str | None], *, by: Any, parent: Run | None
     ) -> list[Run]:
         now = timezone.now()
         with transaction.atomic():
-            Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + len(specs))
-            last = Experiment.objects.values_list("last_run_number", flat=True).get(pk=self.pk)
+            last = self.take_run_numbers(len(specs))[-1]
             runs = [
                 Run(
                     run_id=run_id,
@@ -777,7 +783,7 @@ class Run(models.Model):
 
     def set_tags(self, tags: Mapping[str, str | None]) -> None:
         """Add or overwrite tags; tags are mutable, unlike properties."""
-        _validate_tags(tags)
+        validate_tags(tags)
         with transaction.atomic():
             RunTag.objects.bulk_create(
                 [RunTag(run=self, key=k, value=v, value_hash=_value_hash(v)) for k, v in tags.items()],
@@ -1048,7 +1054,7 @@ def _value_hash(value: str | None) -> str:
     return "" if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
-def _validate_tags(tags: Any) -> None:
+def validate_tags(tags: Any) -> None:
     if not isinstance(tags, Mapping):
         raise InvalidValue("tags must be an object of key: value", target="tags")
     for key, value in tags.items():
@@ -1112,6 +1118,36 @@ class RunStatusEvent(models.Model):
                 name="runs_runstatusevent_unique_request_key",
             )
         ]
+
+
+class RunChange(models.Model):
+    """A change made to a run by hand, other than its status (``RunStatusEvent``): tags added or
+    removed, a move to another experiment, from the studio's bulk actions or the API's. The
+    activity tab shows both, so each run says who changed it, when and how."""
+
+    class Action(models.TextChoices):
+        TAG = "tag"
+        UNTAG = "untag"
+        MOVE = "move"
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    details = models.JSONField(default=dict)  # {"tags": {...}}, {"keys": [...]}, {"from": "exp", "to": "exp"}
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    @property
+    def said(self) -> str:
+        """The change in words, for the activity tab."""
+        if self.action == self.Action.TAG:
+            tags = self.details.get("tags", {})
+            return "Tags set: " + ", ".join(key if value is None else f"{key}={value}" for key, value in tags.items())
+        if self.action == self.Action.UNTAG:
+            return "Tags removed: " + ", ".join(self.details.get("keys", []))
+        return f"Moved from experiment {self.details.get('from')} to {self.details.get('to')}"
 
 
 # --- Metrics ------------------------------------------------------------------------------------------------

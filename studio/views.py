@@ -780,8 +780,9 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         context.update(_outputs_context(run, request.GET.get("file", ""), int(before) if before.isdigit() else None))
     elif tab == "snapshot":
         context["snapshot"] = Snapshot.objects.filter(run=run).first()
-    elif tab == "activity":
-        context["events"] = run.events.select_related("by")
+    elif tab == "activity":  # status changes and changes by hand, in the order they happened
+        changes = list(run.changes.select_related("by"))
+        context["events"] = sorted([*run.events.select_related("by"), *changes], key=lambda event: event.at)
     return context
 
 

@@ -245,3 +245,23 @@ def test_run_export_writes_every_matching_run_or_their_metric_histories(
     assert main(["run", "export", "--filter", "status = (", "--file", str(tmp_path / "x.csv")]) == 1
     assert capsys.readouterr().err.count("\n") == 1  # one line on stderr
     assert not (tmp_path / "x.csv").exists()  # nothing half-written
+
+
+def test_run_bulk_tags_cancels_and_says_what_it_skipped(azure_runs: dict[str, str], capsys: Any) -> None:
+    said = studio(capsys, "run", "bulk", "tag", "--filter", "properties.author = azureml-user", "--tag", "batch=7")
+    assert said == {"changed": 2, "skipped": []}
+    ws = sdk.Workspace.from_config()
+    assert sdk.Run.get(ws, azure_runs["best"]).get_tags()["batch"] == "7"
+    sdk.Run.get(ws, azure_runs["good"]).complete()
+    said = studio(capsys, "run", "bulk", "cancel", "-r", azure_runs["good"], "-r", azure_runs["flagged"])
+    assert said == {
+        "changed": 1,
+        "skipped": [{"runId": azure_runs["good"], "reason": "cannot be canceled: it is Completed"}],
+    }
+    assert main(["run", "bulk", "move", "-r", azure_runs["best"], "-e", "nowhere"]) == 1
+    assert "experiment: workspace 'default' has no experiment 'nowhere'" in capsys.readouterr().err
+    assert main(["run", "bulk", "cancel"]) == 2  # neither runs nor a filter: how it was called
+    assert (
+        capsys.readouterr().err.strip()
+        == "studio: error: name the runs (--run, repeatable) or give --filter, one of the two"
+    )

@@ -148,6 +148,26 @@ RunStart = inline_serializer(
         "parentRunId": serializers.CharField(required=False),
     },
 )
+BulkAction = inline_serializer(
+    "BulkAction",
+    {
+        "action": serializers.ChoiceField(["tag", "untag", "cancel", "move"]),
+        "runIds": serializers.ListField(child=serializers.CharField(), required=False, help_text="or q, not both"),
+        "q": serializers.CharField(required=False, help_text="the run query language: every run it matches"),
+        "tags": serializers.DictField(child=serializers.CharField(allow_null=True), required=False, help_text="tag"),
+        "keys": serializers.ListField(child=serializers.CharField(), required=False, help_text="untag"),
+        "experiment": serializers.CharField(required=False, help_text="move: the experiment to move the runs to"),
+    },
+)
+BulkResult = inline_serializer(
+    "BulkResult",
+    {
+        "changed": serializers.IntegerField(),
+        "skipped": serializers.ListField(
+            child=inline_serializer("Skipped", {"runId": serializers.CharField(), "reason": serializers.CharField()})
+        ),
+    },
+)
 RunUpdate = inline_serializer(
     "RunUpdate",
     {"displayName": serializers.CharField(required=False), "description": serializers.CharField(required=False)},

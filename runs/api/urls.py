@@ -17,6 +17,7 @@ urlpatterns = [
     path("workspaces/<str:workspace>/alerts/<int:rule_id>/", views.alert_detail, name="api-alert-detail"),
     path("workspaces/<str:workspace>/deliveries/", views.delivery_list, name="api-delivery-list"),
     path("workspaces/<str:workspace>/runs/", views.workspace_runs, name="api-workspace-runs"),
+    path("workspaces/<str:workspace>/runs/bulk/", views.workspace_runs_bulk, name="api-runs-bulk"),
     path("workspaces/<str:workspace>/runs/export/", views.workspace_runs_export, name="api-runs-export"),
     path("workspaces/<str:workspace>/runs/export/metrics/", views.workspace_metrics_export, name="api-metrics-export"),
     path("runs/<str:run_id>/", views.run_detail, name="api-run"),

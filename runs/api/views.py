@@ -22,7 +22,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs import exports, wire
+from runs import bulk, exports, wire
 from runs.api import schema
 from runs.api.serializers import (
     AlertRuleSerializer,
@@ -325,6 +325,31 @@ def _workspace_runs(request: Request, workspace: str) -> Any:
     if not _flag(request, "include_children"):
         runs = runs.filter(parent__isnull=True)
     return runs
+
+
+BULK_FIELDS = {"action", "runIds", "q", "tags", "keys", "experiment"}
+
+
+@extend_schema(request=schema.BulkAction, responses={200: schema.BulkResult, **schema.errors(400, 403, 404)})
+@api_view(["POST"])
+def workspace_runs_bulk(request: Request, workspace: str) -> Response:
+    """Act on many runs at once (runs/bulk.py): ``tag``, ``untag``, ``cancel`` or ``move`` the runs
+    named in ``runIds`` or matched by ``q``; answers how many changed and which were skipped, why."""
+    body = _body(request)
+    if unknown := sorted(set(body) - BULK_FIELDS):
+        raise InvalidValue(f"{unknown[0]}: not a field of a bulk action ({', '.join(sorted(BULK_FIELDS))})",
+                           target=unknown[0])  # fmt: skip
+    result = bulk.act_on_runs(
+        _get_workspace(request, workspace),
+        request.user,
+        body.get("action"),
+        run_ids=body.get("runIds"),
+        query=body.get("q"),
+        tags=body.get("tags"),
+        keys=body.get("keys"),
+        experiment=body.get("experiment"),
+    )
+    return Response({"changed": result.changed, "skipped": result.skipped})
 
 
 EXPORT_PARAMETERS = [
