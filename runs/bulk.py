@@ -58,14 +58,16 @@ def act_on_runs(
     tags: Mapping[str, str | None] | None = None,
     keys: Sequence[str] | None = None,
     experiment: str | None = None,
+    include_children: bool = False,
 ) -> BulkResult:
-    """Do ``action`` to the runs named or matched; raises ``InvalidValue`` (400) naming what is
-    wrong with the request and ``Forbidden`` (403) for a role that may not change runs."""
+    """Do ``action`` to the runs named or matched (``query``: top-level runs, as the runs list
+    finds them, unless ``include_children``); raises ``InvalidValue`` (400) naming what is wrong
+    with the request and ``Forbidden`` (403) for a role that may not change runs."""
     if action not in ACTIONS:
         raise InvalidValue(f"action: one of {', '.join(ACTIONS)}, not {action!r}", target="action")
     if workspace.role_of(user) not in Membership.WRITE_ROLES:
         raise Forbidden(f"your role in workspace {workspace.name!r} lets you read runs, not change them")
-    runs, result = _selected(workspace, run_ids, query)
+    runs, result = _selected(workspace, run_ids, query, include_children)
     with transaction.atomic():
         if action == "tag":
             _tag(runs, user, _tags(tags), result)
@@ -78,7 +80,17 @@ def act_on_runs(
     return result
 
 
-def _selected(workspace: Workspace, run_ids: Sequence[str] | None, query: str | None) -> tuple[list[Run], BulkResult]:
+def selected_by_query(workspace: Workspace, query: str, include_children: bool = False) -> Any:
+    """The runs a query selects, as the runs list finds them."""
+    runs = Run.objects.filter(workspace=workspace)
+    if not include_children:
+        runs = runs.filter(parent__isnull=True)
+    return runs.search(query).order_by("pk")
+
+
+def _selected(
+    workspace: Workspace, run_ids: Sequence[str] | None, query: str | None, include_children: bool
+) -> tuple[list[Run], BulkResult]:
     result = BulkResult()
     if (run_ids is None) == (query is None):
         raise InvalidValue(
@@ -88,7 +100,7 @@ def _selected(workspace: Workspace, run_ids: Sequence[str] | None, query: str | 
     if query is not None:
         if not isinstance(query, str):
             raise InvalidValue("q: a query of the run query language, as a string", target="q")
-        found = in_workspace.search(query).order_by("pk")
+        found = selected_by_query(workspace, query, include_children)
         if (count := found.count()) > BULK_MAX_RUNS:
             raise InvalidValue(f"q matches {count:,} runs; one action changes at most {BULK_MAX_RUNS:,}", target="q")
         return list(found.select_related("experiment")), result

@@ -312,3 +312,17 @@ document.addEventListener("keydown", (event) => {
     menu.querySelector("summary")?.focus();
   });
 });
+
+// Selecting runs in the grid: shift-click ticks (or unticks) every box between the last one clicked
+// and this one, as in Gmail and W&B.
+let lastTicked = null;
+document.addEventListener("click", (event) => {
+  const box = event.target.closest?.("table.runs td.col-select input[type=checkbox]");
+  if (!box) return;
+  const boxes = [...document.querySelectorAll("table.runs td.col-select input[type=checkbox]")];
+  if (event.shiftKey && lastTicked && boxes.includes(lastTicked)) {
+    const [from, to] = [boxes.indexOf(lastTicked), boxes.indexOf(box)].sort((a, b) => a - b);
+    boxes.slice(from, to + 1).forEach((each) => { each.checked = box.checked; });
+  }
+  lastTicked = box;
+});

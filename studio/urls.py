@@ -17,6 +17,7 @@ urlpatterns = [
     path("w/<str:workspace>/experiments/", views.experiment_list, name="experiment_list"),
     path("w/<str:workspace>/experiments/<str:experiment>/", views.run_list, name="experiment_runs"),
     path("w/<str:workspace>/runs/", views.run_list, name="run_list"),
+    path("w/<str:workspace>/runs/bulk/", views.run_bulk, name="run_bulk"),
     path("w/<str:workspace>/runs/export.csv", views.run_export, name="run_export"),
     path("w/<str:workspace>/runs/export-metrics.csv", views.run_export, {"what": "metrics"}, name="metrics_export"),
     path("w/<str:workspace>/experiments/<str:experiment>/export.csv", views.run_export, name="experiment_export"),

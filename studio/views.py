@@ -31,12 +31,13 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.defaults import page_not_found, server_error
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from runs import exports
+from runs import bulk, exports
 from runs.api.errors import error_body, json_not_found
 from runs.models import (
     Experiment,
@@ -194,6 +195,103 @@ def run_export(
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# What the confirmation page says each bulk action does, and says it did.
+BULK_VERBS = {"tag": ("Tag", "Tagged"), "untag": ("Untag", "Untagged"), "move": ("Move", "Moved"),
+              "cancel": ("Cancel", "Canceled")}  # fmt: skip
+BULK_SHOWN = 20
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_bulk(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
+    """A bulk action on the runs ticked in the table, or on all the runs it matches: GET asks to
+    confirm it, saying how many runs it changes (and what it needs: tags, an experiment); POST does
+    it (runs/bulk.py) and goes back to the table, saying what changed and what was skipped."""
+    access = _get_workspace(request, workspace)
+    if not access.can_write:
+        raise PermissionDenied("your role lets you read runs, not change them")
+    data = request.POST if request.method == "POST" else request.GET
+    action = data.get("action", "")
+    if action not in BULK_VERBS:
+        return HttpResponseBadRequest(f"No bulk action {action!r}: choose one of {', '.join(BULK_VERBS)}.")
+    back = data.get("next", "")
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("run_list", args=[access.workspace.name])
+    query = data.get("all_matching") if "all_matching" in data else None  # the table's query: all it matches
+    include_children = data.get("children", "") not in ("", "0")
+    run_ids = list(dict.fromkeys(r for value in data.getlist("runs") for r in value.split(",") if r))
+    typed = {name: data.get(name, "") for name in ("tags", "keys", "experiment")}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            result = bulk.act_on_runs(
+                access.workspace,
+                request.user,
+                action,
+                run_ids=None if query is not None else run_ids,
+                query=query,
+                tags=_typed_tags(typed["tags"]) if action == "tag" else None,
+                keys=[key.strip() for key in typed["keys"].split(",") if key.strip()] if action == "untag" else None,
+                experiment=typed["experiment"] if action == "move" else None,
+                include_children=include_children,
+            )
+        except (StudioError, QueryError) as problem:
+            target = getattr(problem, "target", None)
+            errors[target if target in typed else "other"] = getattr(problem, "message", str(problem))
+        else:
+            messages.success(request, _bulk_said(BULK_VERBS[action][1], result))
+            return redirect(back)
+    try:
+        chosen = (
+            bulk.selected_by_query(access.workspace, query, include_children)
+            if query is not None
+            else Run.objects.filter(workspace=access.workspace, run_id__in=run_ids)
+        )
+        count = chosen.count()
+    except QueryError as problem:
+        return HttpResponseBadRequest(f"The table's query does not hold: {problem}")
+    shown = list(chosen.select_related("experiment")[:BULK_SHOWN])
+    in_workspace = Run.objects.filter(workspace=access.workspace)
+    context = {
+        "access": access,
+        "action": action,
+        "verb": BULK_VERBS[action][0],
+        "count": count,
+        "shown": shown,
+        "more": max(0, count - len(shown)),
+        "query": query,
+        "include_children": include_children,
+        "run_ids": run_ids,
+        "next": back,
+        "typed": typed,
+        "errors": errors,
+        "experiments": Experiment.objects.filter(workspace=access.workspace)
+        .order_by("name")
+        .values_list("name", flat=True),
+        "tag_keys": tables.known_keys(in_workspace, "tags")[0] if action == "untag" else [],
+    }
+    return render(request, "studio/run_bulk.html", context, status=400 if errors else 200)
+
+
+def _typed_tags(text: str) -> dict[str, str | None]:
+    """``reviewed, team=vision``: tags as the confirmation page's field takes them."""
+    tags: dict[str, str | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if item:
+            key, sep, value = item.partition("=")
+            tags[key.strip()] = value.strip() if sep else None
+    return tags
+
+
+def _bulk_said(did: str, result: bulk.BulkResult) -> str:
+    said = f"{did} {result.changed} run{'' if result.changed == 1 else 's'}."
+    if result.skipped:
+        reasons = "; ".join(f"{s['runId']} {s['reason']}" for s in result.skipped[:3])
+        more = f"; and {len(result.skipped) - 3} more" if len(result.skipped) > 3 else ""
+        said += f" Skipped {len(result.skipped)}: {reasons}{more}."
+    return said
 
 
 def _visible_runs(request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None) -> QuerySet[Run]:

@@ -154,6 +154,7 @@ BulkAction = inline_serializer(
         "action": serializers.ChoiceField(["tag", "untag", "cancel", "move"]),
         "runIds": serializers.ListField(child=serializers.CharField(), required=False, help_text="or q, not both"),
         "q": serializers.CharField(required=False, help_text="the run query language: every run it matches"),
+        "includeChildren": serializers.BooleanField(required=False, help_text="q finds child runs too"),
         "tags": serializers.DictField(child=serializers.CharField(allow_null=True), required=False, help_text="tag"),
         "keys": serializers.ListField(child=serializers.CharField(), required=False, help_text="untag"),
         "experiment": serializers.CharField(required=False, help_text="move: the experiment to move the runs to"),

@@ -327,7 +327,7 @@ def _workspace_runs(request: Request, workspace: str) -> Any:
     return runs
 
 
-BULK_FIELDS = {"action", "runIds", "q", "tags", "keys", "experiment"}
+BULK_FIELDS = {"action", "runIds", "q", "includeChildren", "tags", "keys", "experiment"}
 
 
 @extend_schema(request=schema.BulkAction, responses={200: schema.BulkResult, **schema.errors(400, 403, 404)})
@@ -348,6 +348,7 @@ def workspace_runs_bulk(request: Request, workspace: str) -> Response:
         tags=body.get("tags"),
         keys=body.get("keys"),
         experiment=body.get("experiment"),
+        include_children=body.get("includeChildren") is True,
     )
     return Response({"changed": result.changed, "skipped": result.skipped})
 
