@@ -146,3 +146,21 @@ def test_the_studio_exports_the_table_as_it_is(client: Client, runs: list[Run], 
     assert client.get("/w/default/runs/export.csv", {"cols": "nope"}).status_code == 400
     client.logout()
     assert client.get("/w/default/runs/export.csv").status_code == 302  # to the login page
+
+
+def test_the_sdk_writes_the_exports_to_files(ws: Any, runs: list[Run], tmp_path: Any) -> None:
+    written = ws.export_runs(
+        tmp_path / "runs.csv", query="tags.team = vision", sort="name", columns=["name", "metrics.loss"]
+    )
+    assert written.read_text().splitlines() == [
+        "name,metrics.loss",
+        "bert,0.5",
+        f"resnet,{0.123456789012345!r}",
+        "vit,0.25",
+    ]
+    points = ws.export_metrics(tmp_path / "points.csv", query="bert", names=["loss"])
+    assert [line.split(",")[2:4] for line in points.read_text().splitlines()[1:]] == [
+        ["0", "1.5"],
+        ["1", "1.0"],
+        ["2", "0.5"],
+    ]
