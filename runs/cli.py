@@ -281,6 +281,15 @@ def run_bulk(args: argparse.Namespace) -> Any:
     return result
 
 
+def run_group(args: argparse.Namespace) -> Any:
+    ws = _workspace(args)
+    metrics = [name.strip() for value in args.metric or [] for name in value.split(",") if name.strip()]
+    if args.experiment_name:
+        experiment = Experiment(ws, args.experiment_name, _create=False)
+        return experiment.get_run_groups(args.by, metrics, query=args.filter or "")
+    return ws.get_run_groups(args.by, metrics, query=args.filter or "")
+
+
 def experiment_list(args: argparse.Namespace) -> Any:
     ws = _workspace(args)
     return ws._client.get(ws._path("experiments/"))
@@ -383,6 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--include-children", action="store_true")
     listing.add_argument("--last", type=int, help="at most this many runs")
     listing.set_defaults(handler=run_list)
+
+    group = run.add_parser("group", help="runs grouped by one or two keys, with each metric's mean, std, min, max")
+    _common(group)
+    group.add_argument("-e", "--experiment-name", help="only this experiment's runs")
+    group.add_argument("--by", required=True, help="tags.lr, or two keys: properties.lr,tags.model")
+    group.add_argument("--metric", action="append", help="loss, loss.min, accuracy.max; repeatable")
+    group.add_argument("--filter", help="the run query language: the runs to group")
+    group.set_defaults(handler=run_group)
 
     bulk = run.add_parser("bulk", help="tag, untag, cancel or move many runs at once")
     _common(bulk)

@@ -265,3 +265,15 @@ def test_run_bulk_tags_cancels_and_says_what_it_skipped(azure_runs: dict[str, st
         capsys.readouterr().err.strip()
         == "studio: error: name the runs (--run, repeatable) or give --filter, one of the two"
     )
+
+
+def test_run_group_averages_over_seeds(azure_runs: dict[str, str], capsys: Any) -> None:
+    ws = sdk.Workspace.from_config()
+    for run_id, loss in ((azure_runs["best"], 0.2), (azure_runs["good"], 0.4)):
+        sdk.Run.get(ws, run_id).log("loss", loss)
+    said = studio(capsys, "run", "group", "-e", "explore-runs", "--by", "properties.author", "--metric", "loss")
+    assert [(group["key"], group["count"]) for group in said] == [("azureml-user", 2), (None, 1)]
+    stats = said[0]["metrics"]["loss"]
+    assert stats["mean"] == pytest.approx(0.3) and stats["std"] == pytest.approx(0.1414213562, rel=1e-6)
+    assert main(["run", "group", "--by", "shoe_size"]) == 1
+    assert "cannot group by 'shoe_size'" in capsys.readouterr().err

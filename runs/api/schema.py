@@ -148,6 +148,31 @@ RunStart = inline_serializer(
         "parentRunId": serializers.CharField(required=False),
     },
 )
+_Stats = inline_serializer(
+    "MetricStats",
+    {
+        "mean": serializers.FloatField(allow_null=True),
+        "std": serializers.FloatField(allow_null=True, help_text="sample (n - 1); null under two values"),
+        "min": serializers.FloatField(allow_null=True),
+        "max": serializers.FloatField(allow_null=True),
+        "count": serializers.IntegerField(help_text="the group's runs with a value"),
+    },
+)
+RunGroups = inline_serializer(
+    "RunGroups",
+    {
+        "groups": serializers.ListField(
+            child=inline_serializer(
+                "RunGroup",
+                {
+                    "key": serializers.JSONField(help_text="the key's value (null: runs without it); a list for two"),
+                    "count": serializers.IntegerField(),
+                    "metrics": serializers.DictField(child=_Stats),
+                },
+            )
+        )
+    },
+)
 BulkAction = inline_serializer(
     "BulkAction",
     {

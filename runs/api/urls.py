@@ -18,6 +18,7 @@ urlpatterns = [
     path("workspaces/<str:workspace>/deliveries/", views.delivery_list, name="api-delivery-list"),
     path("workspaces/<str:workspace>/runs/", views.workspace_runs, name="api-workspace-runs"),
     path("workspaces/<str:workspace>/runs/bulk/", views.workspace_runs_bulk, name="api-runs-bulk"),
+    path("workspaces/<str:workspace>/runs/groups/", views.workspace_run_groups, name="api-run-groups"),
     path("workspaces/<str:workspace>/runs/export/", views.workspace_runs_export, name="api-runs-export"),
     path("workspaces/<str:workspace>/runs/export/metrics/", views.workspace_metrics_export, name="api-metrics-export"),
     path("runs/<str:run_id>/", views.run_detail, name="api-run"),

@@ -22,7 +22,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs import bulk, exports, wire
+from runs import bulk, exports, groups, wire
 from runs.api import schema
 from runs.api.serializers import (
     AlertRuleSerializer,
@@ -325,6 +325,27 @@ def _workspace_runs(request: Request, workspace: str) -> Any:
     if not _flag(request, "include_children"):
         runs = runs.filter(parent__isnull=True)
     return runs
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "by", str, required=True, description="one or two keys: `tags.lr` or `properties.lr,tags.model`"
+        ),
+        OpenApiParameter("metrics", str, description="`loss,accuracy.max`: each group's mean, std, min and max"),
+        OpenApiParameter("q", str, description="the run query language: the runs to group"),
+        OpenApiParameter("include_children", bool),
+    ],
+    responses={200: schema.RunGroups, **schema.errors(400, 404)},
+    summary="Runs grouped by one or two keys, with metric statistics",
+)
+@api_view(["GET"])
+def workspace_run_groups(request: Request, workspace: str) -> Response:
+    """The runs that ``q`` matches, grouped by ``by`` (runs/groups.py)."""
+    by = groups.parse_keys(request.query_params.get("by", ""))
+    metrics = groups.parse_metrics(request.query_params.get("metrics", ""))
+    runs = _workspace_runs(request, workspace).search(request.query_params.get("q", ""))
+    return Response({"groups": [group.as_dict() for group in groups.run_groups(runs, by, metrics)]})
 
 
 BULK_FIELDS = {"action", "runIds", "q", "includeChildren", "tags", "keys", "experiment"}

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from runs.sdk._http import path_quote
+from runs.sdk._query import quote
 from runs.sdk.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -80,6 +81,15 @@ class Experiment:
         return Run.list(
             self, type=type, tags=tags, properties=properties, status=status, include_children=include_children
         )
+
+    def get_run_groups(
+        self, by: str | list[str], metrics: list[str] | None = None, *, query: str = "", include_children: bool = False
+    ) -> list[dict[str, Any]]:
+        """This experiment's runs grouped, as ``Workspace.get_run_groups``: e.g. the mean and
+        standard deviation of ``loss`` over the seeds of each learning rate,
+        ``exp.get_run_groups(by="properties.lr", metrics=["loss"])``."""
+        scoped = f"experiment = {quote(self.name)}" + (f" and ({query})" if query else "")
+        return self.workspace.get_run_groups(by, metrics, query=scoped, include_children=include_children)
 
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None) -> list[Experiment]:
