@@ -49,7 +49,7 @@ from runs.models import (
     StudioError,
     Workspace,
 )
-from runs.query import QueryError, keys_by_last_value, sorts_by_computed_value
+from runs.query import QueryError, keys_by_last_value, literal, sorts_by_computed_value
 from runs.series import downsample
 from studio import run_filters, tables
 from studio.models import DefaultView, SavedView
@@ -437,6 +437,10 @@ def _run_list_page(
         "links": links,
         "chips": state.chips if state is not None else [],
         "exports": _export_links(access, scoped_to, state) if state is not None else None,
+        # "All N matching runs" for a bulk action: the table's query, within the experiment shown.
+        "bulk_query": run_filters.with_condition(fields["q"], f"experiment = {literal(scoped_to.name)}")
+        if scoped_to is not None and state is not None
+        else fields["q"],
         "metric_names": list(dict.fromkeys(c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics")),
         "editor": editor or FilterEditor(),
         "filter_fields": run_filters.FILTER_FIELDS.values()

@@ -88,6 +88,22 @@ def test_readers_cannot_and_the_way_back_stays_on_the_site(
 
 def test_the_table_offers_the_actions_to_writers_only(client: Client, runs: list[Run], alice: Any, bob: Any) -> None:
     client.force_login(alice)
-    assertContains(client.get("/w/default/runs/"), 'formaction="/w/default/runs/bulk/" class="danger">Cancel runs…</button>')
+    assertContains(
+        client.get("/w/default/runs/"), 'formaction="/w/default/runs/bulk/" class="danger">Cancel runs…</button>'
+    )
     client.force_login(bob)
     assert b"Act on selected" not in client.get("/w/default/runs/").content
+
+
+def test_all_matching_on_an_experiments_page_stays_in_that_experiment(
+    client: Client, runs: list[Run], alice: Any, settings: Any, monkeypatch: Any
+) -> None:
+    from studio import views
+
+    monkeypatch.setattr(views, "RUNS_PER_PAGE", 1)  # more runs than a page: "all N matching" is offered
+    client.force_login(alice)
+    page = client.get("/w/default/experiments/sweep/", {"q": "lr"}).content.decode()
+    assert 'name="all_matching" value="lr and experiment = sweep"' in page
+    assertContains(
+        client.get(BULK, {"action": "cancel", "all_matching": "lr and experiment = sweep"}), "Cancel 3 runs?"
+    )
