@@ -224,8 +224,10 @@ def test_run_export_writes_every_matching_run_or_their_metric_histories(
     azure_runs: dict[str, str], capsys: Any, tmp_path: Path
 ) -> None:
     ws = sdk.Workspace.from_config()
-    sdk.Run.get(ws, azure_runs["best"]).log("loss", 0.5)
-    sdk.Run.get(ws, azure_runs["best"]).log("loss", 0.25)
+    best = sdk.Run.get(ws, azure_runs["best"])
+    best.log("loss", 0.5)
+    best.log("loss", 0.25)
+    best.flush()  # logged points are sent by a background thread
     sdk.Experiment(ws, "another").start_logging()  # not this experiment's
     target = tmp_path / "runs.csv"
     asked = ["-e", "explore-runs", "--filter", "properties.author = azureml-user", "--sort", "metrics.loss"]
@@ -270,7 +272,9 @@ def test_run_bulk_tags_cancels_and_says_what_it_skipped(azure_runs: dict[str, st
 def test_run_group_averages_over_seeds(azure_runs: dict[str, str], capsys: Any) -> None:
     ws = sdk.Workspace.from_config()
     for run_id, loss in ((azure_runs["best"], 0.2), (azure_runs["good"], 0.4)):
-        sdk.Run.get(ws, run_id).log("loss", loss)
+        run = sdk.Run.get(ws, run_id)
+        run.log("loss", loss)
+        run.flush()  # logged points are sent by a background thread
     said = studio(capsys, "run", "group", "-e", "explore-runs", "--by", "properties.author", "--metric", "loss")
     assert [(group["key"], group["count"]) for group in said] == [("azureml-user", 2), (None, 1)]
     stats = said[0]["metrics"]["loss"]
