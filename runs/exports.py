@@ -81,6 +81,21 @@ def metric_points_csv(runs: QuerySet[Run], names: list[str]) -> Iterator[str]:
             yield writer.writerow([run_ids[run_pk], name, step, _plain(shown), _iso(time)])
 
 
+def in_blocks(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
+    """``lines`` joined into blocks of about ``size`` characters: a streamed response writes each
+    item it is given as a chunk of its own, and one chunk a line costs more than making the line."""
+    block: list[str] = []
+    length = 0
+    for line in lines:
+        block.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(block)
+            block, length = [], 0
+    if block:
+        yield "".join(block)
+
+
 def _chunks(items: Iterable[Any]) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:

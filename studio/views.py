@@ -192,7 +192,7 @@ def run_export(
         filename = f"{name}-metrics.csv"
     else:
         lines, filename = exports.runs_csv(runs.sorted_by(state.sort), state.columns), f"{name}-runs.csv"
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(exports.in_blocks(lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

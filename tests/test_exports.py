@@ -164,3 +164,11 @@ def test_the_sdk_writes_the_exports_to_files(ws: Any, runs: list[Run], tmp_path:
         ["1", "1.0"],
         ["2", "0.5"],
     ]
+
+
+def test_lines_go_out_in_blocks_not_one_chunk_a_line(alice_api: Any, runs: list[Run]) -> None:
+    assert list(exports.in_blocks(["a,b\r\n", "c,d\r\n", "e,f\r\n"], size=10)) == ["a,b\r\nc,d\r\n", "e,f\r\n"]
+    response = alice_api.get("/api/v1/workspaces/default/runs/export/metrics/")
+    chunks = list(response.streaming_content)
+    assert len(chunks) == 1  # 15 points and a header: one block
+    assert chunks[0].decode().count("\r\n") == 16

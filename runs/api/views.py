@@ -425,7 +425,7 @@ def workspace_metrics_export(request: Request, workspace: str) -> StreamingHttpR
 
 
 def _csv_download(lines: Any, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(exports.in_blocks(lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
