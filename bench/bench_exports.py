@@ -38,10 +38,7 @@ Example (a database seeded by ``seed_direct.py``; the config written by ``manage
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -52,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from common import command_line  # bench/common.py
+from common import append_results  # bench/common.py
 
 COLUMNS = "name,run_id,experiment,status,submitted_by,created,duration,tags.team,properties.git_commit,metrics.loss"
 CHUNK = 64 * 1024
@@ -325,20 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(report)
     if args.write:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        section = [
-            f"#### {args.label}",
-            "",
-            f"- {now}; {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}; "
+        append_results(
+            args.write,
+            args.label,
             f"{args.rounds} rounds, client {args.client}; medians, with each round's total in brackets",
-            f"- Command: `{command_line()}`",
-            "",
             report,
-            "",
-        ]
-        with args.write.open("a") as out:
-            out.write("\n".join(section) + "\n")
-        print(f"Appended to {args.write}", flush=True)
+        )
     return 0
 
 

@@ -42,9 +42,6 @@ Example (a database seeded by ``seed_direct.py``; the user made by ``manage.py b
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import re
 import sys
 import time
@@ -53,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from common import ACCESS_LOG_FORMAT, TAG, command_line, percentile, read_access_log  # bench/common.py
+from common import ACCESS_LOG_FORMAT, TAG, append_results, percentile, read_access_log  # bench/common.py
 
 SLOW_P95_MS = 150.0
 # The new grid's case (issue 12): 17 columns, all with data in a workspace seeded by seed_direct.py.
@@ -288,20 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(report)
     if args.write:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        section = [
-            f"#### {args.label}",
-            "",
-            f"- {now}; {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}; "
+        append_results(
+            args.write,
+            args.label,
             f"{args.requests} timed requests per case after {args.warmup} warm-up; page size 50",
-            f"- Command: `{command_line()}`",
-            "",
             report,
-            "",
-        ]
-        with args.write.open("a") as out:
-            out.write("\n".join(section) + "\n")
-        print(f"Appended to {args.write}", flush=True)
+        )
     return 0
 
 

@@ -3,7 +3,10 @@ to write down with the results."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import os
+import platform
 import secrets
 import shlex
 import sys
@@ -43,3 +46,14 @@ def command_line() -> str:
     except ValueError:
         shown = str(executable)
     return " ".join(shlex.quote(part) for part in [shown, *sys.argv])
+
+
+def append_results(path: Path, label: str, method: str, report: str) -> None:
+    """Append a run's section to bench/RESULTS.md: its label, when and where, ``method`` (how it
+    was measured), the command line, and the ``report`` table."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
+    section = [f"#### {label}", "", f"- {now}; {machine}; {method}", f"- Command: `{command_line()}`", "", report, ""]
+    with path.open("a") as out:
+        out.write("\n".join(section) + "\n")
+    print(f"Appended to {path}", flush=True)
