@@ -93,12 +93,17 @@ def metric_key(name: str, aggregate: str) -> str:
     return f"metrics.{name}.{aggregate}"
 
 
+def metric_names(columns: list[Column]) -> list[str]:
+    """The metrics the columns show (``metrics.loss`` and ``metrics.loss.min`` are both ``loss``), in order."""
+    return list(dict.fromkeys(c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics"))
+
+
 def with_cells(queryset: QuerySet[Run], columns: list[Column]) -> QuerySet[Run]:
     """What the table's cells read, in a constant number of queries: a run's experiment, submitter
     and parent, its tags and properties (as lists, ``shown_tags`` and ``shown_properties``), and the
     metric summaries the columns need (not its logs and files, which the API's listing
     (``for_listing``) also brings)."""
-    names = {c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics"}
+    names = metric_names(columns)
     runs = queryset.select_related("experiment", "submitted_by", "parent").prefetch_related(
         Prefetch("tag_set", to_attr="shown_tags"), Prefetch("property_set", to_attr="shown_properties")
     )

@@ -30,6 +30,7 @@ from runs.columns import (  # noqa: F401 (the studio's names for them)
     css_class,
     duration,
     metric_key,
+    metric_names,
     parse_columns,
     with_cells,
 )

@@ -26,7 +26,6 @@ from django.http import (
     HttpResponseBadRequest,
     JsonResponse,
     QueryDict,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -187,14 +186,11 @@ def run_export(
     runs = runs.search(state.q)
     name = f"{access.workspace.name}{f'-{scoped_to.name}' if scoped_to else ''}"
     if what == "metrics":
-        names = list(dict.fromkeys(c.keyed[1] for c in state.columns if c.keyed and c.keyed[0] == "metrics"))
-        lines = exports.metric_points_csv(runs, names)
+        lines = exports.metric_points_csv(runs, tables.metric_names(state.columns))
         filename = f"{name}-metrics.csv"
     else:
         lines, filename = exports.runs_csv(runs.sorted_by(state.sort), state.columns), f"{name}-runs.csv"
-    response = StreamingHttpResponse(exports.in_blocks(lines), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return exports.csv_download(lines, filename)
 
 
 # What the confirmation page says each bulk action does, and says it did.
@@ -441,7 +437,7 @@ def _run_list_page(
         "bulk_query": run_filters.with_condition(fields["q"], f"experiment = {literal(scoped_to.name)}")
         if scoped_to is not None and state is not None
         else fields["q"],
-        "metric_names": list(dict.fromkeys(c.keyed[1] for c in columns if c.keyed and c.keyed[0] == "metrics")),
+        "metric_names": tables.metric_names(columns),
         "editor": editor or FilterEditor(),
         "filter_fields": run_filters.FILTER_FIELDS.values()
         if scoped_to is None

@@ -402,7 +402,7 @@ def workspace_runs_export(request: Request, workspace: str) -> StreamingHttpResp
         columns = parse_columns(request.query_params.get("cols", ""))
     except ValueError as error:
         raise InvalidValue(f"cols: {error}", target="cols") from None
-    return _csv_download(exports.runs_csv(runs, columns), f"{workspace}-runs.csv")
+    return exports.csv_download(exports.runs_csv(runs, columns), f"{workspace}-runs.csv")
 
 
 @extend_schema(
@@ -421,13 +421,7 @@ def workspace_metrics_export(request: Request, workspace: str) -> StreamingHttpR
     runs = _workspace_runs(request, workspace).search(request.query_params.get("q", ""))
     exports.check_format(request.query_params.get("format"))
     names = [name.strip() for name in request.query_params.get("names", "").split(",") if name.strip()]
-    return _csv_download(exports.metric_points_csv(runs, names), f"{workspace}-metrics.csv")
-
-
-def _csv_download(lines: Any, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(exports.in_blocks(lines), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return exports.csv_download(exports.metric_points_csv(runs, names), f"{workspace}-metrics.csv")
 
 
 @extend_schema(methods=["GET"], responses={200: RunSerializer, **schema.errors(404)})
