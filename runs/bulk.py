@@ -1,11 +1,16 @@
-"""Acting on many runs at once: add or remove tags, cancel, move to another experiment. The studio's
-bulk actions and the REST API's ``runs/bulk/`` are this one function.
+"""Acting on many runs at once: add or remove tags, cancel, move to another experiment, archive,
+restore, purge. The studio's bulk actions and the REST API's ``runs/bulk/`` are this one function.
 
 The runs are named (``run_ids``) or found by a query of the run query language (``query``), always
 within one workspace. Each action is one transaction: every run it can change is changed, or none
 is. A run it cannot change (already ended, already in that experiment, not in the workspace) is
 skipped with the reason, never changed. Each change is recorded on the run (``RunChange``, or the
 status event of a cancel) with who made it.
+
+A run goes with its child runs when it is moved, archived, restored or purged: a family is never
+split between lists. Archiving keeps everything (``Run.archived_at``; the run leaves every list, see
+``RunQuerySet.listed``) and only ended runs are archived; purging deletes archived runs for good,
+with their files, and is for the workspace's Owners.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,13 +29,17 @@ from runs.models import (
     Membership,
     Run,
     RunChange,
+    RunFile,
     RunTag,
+    Snapshot,
     Workspace,
     validate_tags,
 )
 from runs.validation import InvalidValue, StudioError, validate_label
 
-ACTIONS = ("tag", "untag", "cancel", "move")
+ACTIONS = ("tag", "untag", "cancel", "move", "archive", "restore", "purge")
+# The actions a query finds archived runs for (the others find the runs the lists show).
+ON_ARCHIVED = ("restore", "purge")
 # What one action may change: a query that matches more is refused, to be narrowed first.
 BULK_MAX_RUNS = 10_000
 
@@ -65,9 +75,12 @@ def act_on_runs(
     with the request and ``Forbidden`` (403) for a role that may not change runs."""
     if action not in ACTIONS:
         raise InvalidValue(f"action: one of {', '.join(ACTIONS)}, not {action!r}", target="action")
-    if workspace.role_of(user) not in Membership.WRITE_ROLES:
+    role = workspace.role_of(user)
+    if role not in Membership.WRITE_ROLES:
         raise Forbidden(f"your role in workspace {workspace.name!r} lets you read runs, not change them")
-    runs, result = _selected(workspace, run_ids, query, include_children)
+    if action == "purge" and role != Membership.Role.OWNER:
+        raise Forbidden(f"only the Owners of workspace {workspace.name!r} purge runs; archive them instead")
+    runs, result = _selected(workspace, run_ids, query, include_children, archived=action in ON_ARCHIVED)
     with transaction.atomic():
         if action == "tag":
             _tag(runs, user, _tags(tags), result)
@@ -75,21 +88,34 @@ def act_on_runs(
             _untag(runs, user, _keys(keys), result)
         elif action == "cancel":
             _cancel(runs, user, result)
-        else:
+        elif action == "move":
             _move(runs, user, _experiment(workspace, experiment), result)
+        elif action == "archive":
+            _archive(runs, user, result)
+        elif action == "restore":
+            _restore(runs, user, result)
+        else:
+            _purge(runs, result)
     return result
 
 
-def selected_by_query(workspace: Workspace, query: str, include_children: bool = False) -> Any:
-    """The runs a query selects, as the runs list finds them."""
-    runs = Run.objects.filter(workspace=workspace)
+def selected_by_query(
+    workspace: Workspace, query: str, include_children: bool = False, *, archived: bool = False
+) -> Any:
+    """The runs a query selects, as the runs list finds them (the archived ones if ``archived``)."""
+    runs = Run.objects.filter(workspace=workspace).listed(archived)
     if not include_children:
         runs = runs.filter(parent__isnull=True)
     return runs.search(query).order_by("pk")
 
 
 def _selected(
-    workspace: Workspace, run_ids: Sequence[str] | None, query: str | None, include_children: bool
+    workspace: Workspace,
+    run_ids: Sequence[str] | None,
+    query: str | None,
+    include_children: bool,
+    *,
+    archived: bool,
 ) -> tuple[list[Run], BulkResult]:
     result = BulkResult()
     if (run_ids is None) == (query is None):
@@ -100,7 +126,7 @@ def _selected(
     if query is not None:
         if not isinstance(query, str):
             raise InvalidValue("q: a query of the run query language, as a string", target="q")
-        found = selected_by_query(workspace, query, include_children)
+        found = selected_by_query(workspace, query, include_children, archived=archived)
         if (count := found.count()) > BULK_MAX_RUNS:
             raise InvalidValue(f"q matches {count:,} runs; one action changes at most {BULK_MAX_RUNS:,}", target="q")
         return list(found.select_related("experiment")), result
@@ -209,3 +235,77 @@ def _with_descendants(runs: list[Run]) -> list[Run]:
             found[child.pk] = child
             level.append(child.pk)
     return list(found.values())
+
+
+def _archive(runs: list[Run], user: Any, result: BulkResult) -> None:
+    """Each ended run, with its child runs, out of every list (kept, and restored on request)."""
+    chosen = []
+    for run in runs:
+        if run.archived_at is not None:
+            result.skip(run.run_id, "is already archived")
+        elif not run.is_ended:
+            result.skip(run.run_id, f"is {run.status}: cancel it or let it end, then archive it")
+        else:
+            chosen.append(run)
+    # A family leaves the lists together or not at all: a run with a child still going is skipped.
+    family = {run.pk: run for run in _with_descendants(chosen)}
+    chosen_pks = {run.pk for run in chosen}
+    blocked = set()
+    for run in family.values():
+        if not run.is_ended:
+            blocked.add(_top(run, family, chosen_pks).pk)
+    for run in chosen:
+        if run.pk in blocked:
+            result.skip(run.run_id, "has a child run that has not ended: cancel it or let it end, then archive it")
+    chosen = [run for run in chosen if run.pk not in blocked]
+    family = {pk: run for pk, run in family.items() if _top(run, family, chosen_pks).pk not in blocked}
+    _set_archived(list(family.values()), timezone.now(), user, RunChange.Action.ARCHIVE)
+    result.changed += len(chosen)
+
+
+def _top(run: Run, family: dict[int, Run], tops: set[int]) -> Run:
+    """The run of ``tops`` that ``run`` descends from (or is)."""
+    while run.pk not in tops:
+        run = family[run.parent_id]
+    return run
+
+
+def _restore(runs: list[Run], user: Any, result: BulkResult) -> None:
+    chosen = []
+    for run in runs:
+        if run.archived_at is None:
+            result.skip(run.run_id, "is not archived")
+        else:
+            chosen.append(run)
+    _set_archived(_with_descendants(chosen), None, user, RunChange.Action.RESTORE)
+    result.changed += len(chosen)
+
+
+def _set_archived(family: list[Run], at: Any, user: Any, action: str) -> None:
+    now = timezone.now()
+    Run.objects.filter(pk__in=[run.pk for run in family]).update(archived_at=at)
+    RunChange.objects.bulk_create([RunChange(run=run, action=action, at=now, by=user) for run in family])
+
+
+def _purge(runs: list[Run], result: BulkResult) -> None:
+    """Each archived run, with its child runs and every file they stored, deleted for good. The
+    files go once the transaction has committed: a purge that fails deletes nothing."""
+    chosen = []
+    for run in runs:
+        if run.archived_at is None:
+            result.skip(run.run_id, "is not archived: archive it first, then purge it")
+        else:
+            chosen.append(run)
+    family = [run.pk for run in _with_descendants(chosen)]
+    stored = [
+        *RunFile.objects.filter(run__in=family).values_list("storage_name", flat=True),
+        *Snapshot.objects.filter(run__in=family).values_list("storage_name", flat=True),
+    ]
+    Run.objects.filter(pk__in=family).delete()
+    transaction.on_commit(lambda: _delete_stored(stored))
+    result.changed += len(chosen)
+
+
+def _delete_stored(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)

@@ -180,6 +180,7 @@ def run_list(args: argparse.Namespace) -> Any:
         tags=_tags(args.tag) or None,
         status=args.status,
         include_children=args.include_children,
+        archived=args.archived,
     )
     found = []
     for run in runs:
@@ -249,11 +250,18 @@ def run_export(args: argparse.Namespace) -> Any:
         query = f"experiment = {quote(args.experiment_name)}" + (f" and ({query})" if query else "")
     if args.metrics is not None:
         names = [name.strip() for name in args.metrics.split(",") if name.strip()]
-        path = ws.export_metrics(args.file, query=query, names=names, include_children=args.include_children)
+        path = ws.export_metrics(
+            args.file, query=query, names=names, include_children=args.include_children, archived=args.archived
+        )
     else:
         columns = [key.strip() for key in (args.columns or "").split(",") if key.strip()]
         path = ws.export_runs(
-            args.file, query=query, sort=args.sort or "", columns=columns, include_children=args.include_children
+            args.file,
+            query=query,
+            sort=args.sort or "",
+            columns=columns,
+            include_children=args.include_children,
+            archived=args.archived,
         )
     with open(path, encoding="utf-8", newline="") as written:
         rows = sum(1 for _ in csv.reader(written)) - 1  # less the header
@@ -286,8 +294,8 @@ def run_group(args: argparse.Namespace) -> Any:
     metrics = [name.strip() for value in args.metric or [] for name in value.split(",") if name.strip()]
     if args.experiment_name:
         experiment = Experiment(ws, args.experiment_name, _create=False)
-        return experiment.get_run_groups(args.by, metrics, query=args.filter or "")
-    return ws.get_run_groups(args.by, metrics, query=args.filter or "")
+        return experiment.get_run_groups(args.by, metrics, query=args.filter or "", archived=args.archived)
+    return ws.get_run_groups(args.by, metrics, query=args.filter or "", archived=args.archived)
 
 
 def experiment_list(args: argparse.Namespace) -> Any:
@@ -390,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", help="only runs with this status")
     listing.add_argument("--tag", action="append", help="key=value (exact) or key (exists); repeatable, ANDed")
     listing.add_argument("--include-children", action="store_true")
+    listing.add_argument("--archived", action="store_true", help="the archived runs (no list shows them otherwise)")
     listing.add_argument("--last", type=int, help="at most this many runs")
     listing.set_defaults(handler=run_list)
 
@@ -399,13 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--by", required=True, help="tags.lr, or two keys: properties.lr,tags.model")
     group.add_argument("--metric", action="append", help="loss, loss.min, accuracy.max; repeatable")
     group.add_argument("--filter", help="the run query language: the runs to group")
+    group.add_argument("--archived", action="store_true", help="group the archived runs")
     group.set_defaults(handler=run_group)
 
-    bulk = run.add_parser("bulk", help="tag, untag, cancel or move many runs at once")
+    bulk = run.add_parser("bulk", help="tag, untag, cancel, move, archive, restore or purge many runs at once")
     _common(bulk)
-    bulk.add_argument("action", choices=["tag", "untag", "cancel", "move"])
+    bulk.add_argument(
+        "action",
+        choices=["tag", "untag", "cancel", "move", "archive", "restore", "purge"],
+        help="restore and purge (Owners) act on archived runs",
+    )
     bulk.add_argument("-r", "--run", dest="run_ids", action="append", help="a run id; repeatable")
-    bulk.add_argument("--filter", help="every run this query matches, e.g. 'status = Failed and tags.sweep = lr'")
+    bulk.add_argument(
+        "--filter",
+        help="every run this query matches, e.g. 'status = Failed' (for restore and purge: archived runs)",
+    )
     bulk.add_argument("--tag", action="append", help="tag: key=value (or key alone); repeatable")
     bulk.add_argument("--key", action="append", help="untag: a tag key; repeatable")
     bulk.add_argument("-e", "--experiment-name", help="move: the experiment to move the runs to")
@@ -422,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", nargs="?", const="", metavar="NAMES", help="the metric histories instead: loss,acc (all if none)"
     )
     export.add_argument("--include-children", action="store_true")
+    export.add_argument("--archived", action="store_true", help="export the archived runs")
     export.set_defaults(handler=run_export)
 
     for name, handler, text in [

@@ -217,13 +217,14 @@ class ExperimentQuerySet(models.QuerySet):
         ({status: runs}), in two queries."""
         experiments = list(
             self.annotate(
-                run_count=models.Count("runs"),
-                last_run_at=models.Max("runs__created_at"),
-                last_activity_at=models.Max("runs__ended_at"),
+                run_count=models.Count("runs", filter=Q(runs__archived_at__isnull=True)),
+                last_run_at=models.Max("runs__created_at", filter=Q(runs__archived_at__isnull=True)),
+                last_activity_at=models.Max("runs__ended_at", filter=Q(runs__archived_at__isnull=True)),
             )
         )
         counts = (
             Run.objects.filter(experiment__in=experiments)
+            .listed()
             .values_list("experiment_id", "status")
             .annotate(n=models.Count("pk"))
         )
@@ -414,6 +415,12 @@ class RunQuerySet(models.QuerySet):
         """Runs in the workspaces the user is a member of (see ``WorkspaceQuerySet.visible_to``)."""
         return self.filter(workspace__in=Workspace.objects.visible_to(user))
 
+    def listed(self, archived: bool = False) -> RunQuerySet:
+        """The runs a list, a search or a count shows: archived runs leave all of them, and are the
+        only ones shown when asked for (``archived=true`` in the API, the studio's Archived toggle).
+        The one rule: every list of runs goes through it. A run opened by its id is found either way."""
+        return self.filter(archived_at__isnull=not archived)
+
     def search(self, text: str) -> RunQuerySet:
         """Filter with the query language (``runs/query.py``): the same for the UI, API and SDK."""
         from runs import query
@@ -425,9 +432,11 @@ class RunQuerySet(models.QuerySet):
 
         return query.apply_sort(self, sort)
 
-    def child_counts(self, parents: Iterable[Run]) -> dict[int, int]:
-        """How many child runs each of ``parents`` has, by primary key, in one query."""
-        counts = self.filter(parent__in=list(parents)).values_list("parent_id").annotate(n=models.Count("pk"))
+    def child_counts(self, parents: Iterable[Run], archived: bool = False) -> dict[int, int]:
+        """How many child runs each of ``parents`` has (archived ones if ``archived``), by primary
+        key, in one query."""
+        children = self.filter(parent__in=list(parents)).listed(archived)
+        counts = children.values_list("parent_id").annotate(n=models.Count("pk"))
         return dict(counts)
 
     def for_listing(self) -> RunQuerySet:
@@ -519,6 +528,9 @@ class Run(models.Model):
     # The Idempotency-Key of the request that made the run, with the run's place in it ("<key>.0"): the
     # same request sent again (its answer was lost) gets this run back instead of making another.
     request_key = models.CharField(max_length=80, null=True, blank=True, editable=False)
+    # Archived runs leave every list, search and count (RunQuerySet.listed) until restored; only
+    # archived runs can be purged. Who archived a run is in its RunChange rows.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -533,9 +545,18 @@ class Run(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["workspace", "-created_at"], name="runs_run_workspace_created"),
+            # Partial, as every list reads runs (RunQuerySet.listed): archived runs are not in them.
+            models.Index(
+                fields=["workspace", "-created_at"],
+                name="runs_run_listed_created",
+                condition=Q(archived_at__isnull=True),
+            ),
             # Counting a workspace's top-level runs (the All runs page) reads only this index.
-            models.Index(fields=["workspace", "parent", "-created_at"], name="runs_run_ws_parent_created"),
+            models.Index(
+                fields=["workspace", "parent", "-created_at"],
+                name="runs_run_listed_parent_created",
+                condition=Q(archived_at__isnull=True),
+            ),
             models.Index(
                 fields=["status", "last_heartbeat_at"],
                 name="runs_run_active",
@@ -1129,6 +1150,8 @@ class RunChange(models.Model):
         TAG = "tag"
         UNTAG = "untag"
         MOVE = "move"
+        ARCHIVE = "archive"
+        RESTORE = "restore"
 
     run = models.ForeignKey(Run, models.CASCADE, related_name="changes")
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -1147,6 +1170,10 @@ class RunChange(models.Model):
             return "Tags set: " + ", ".join(key if value is None else f"{key}={value}" for key, value in tags.items())
         if self.action == self.Action.UNTAG:
             return "Tags removed: " + ", ".join(self.details.get("keys", []))
+        if self.action == self.Action.ARCHIVE:
+            return "Archived"
+        if self.action == self.Action.RESTORE:
+            return "Restored from the archive"
         return f"Moved from experiment {self.details.get('from')} to {self.details.get('to')}"
 
 

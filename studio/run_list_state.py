@@ -28,7 +28,9 @@ from studio import run_filters, tables
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
 TEXT_PARAMS = ("q", "sort", "cols", "pin", "density", "widths")
-PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "children", "compare")
+PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "children", "archived", "compare")
+# On or off: written as 1 when on, and left out when off.
+FLAGS = ("children", "archived")
 # Read from old links and views, as conditions of the query; never written.
 OLD_FILTERS = ("status", "experiment", "target", "user", "created_from", "created_to", "tag", "prop", "metric",
                "metric_min", "metric_max")  # fmt: skip
@@ -85,6 +87,7 @@ class RunListState:
     density: str = ""  # one of DENSITIES, or "": comfortable
     widths: tuple[tuple[str, int], ...] = ()  # (column key, px), as dragged; none: each as wide as it needs
     children: bool = False
+    archived: bool = False  # the archived runs, which no list shows otherwise (RunQuerySet.listed)
     compare: tuple[str, ...] = ()
     page: int | None = None
     view: Any = dataclasses.field(default=None, compare=False)  # the SavedView it came from, if any
@@ -112,7 +115,8 @@ class RunListState:
         except ValueError as error:
             errors.setdefault("widths", str(error))
             found["widths"] = ()
-        found["children"] = _one(params, "children").lower() not in FALSE_WORDS
+        for name in FLAGS:
+            found[name] = _one(params, name).lower() not in FALSE_WORDS
         found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
         if len(found["compare"]) > COMPARE_MAX:
             errors["compare"] = f"at most {COMPARE_MAX} runs are compared"
@@ -206,7 +210,7 @@ class RunListState:
             elif name == "widths":
                 if value:
                     params[name] = ",".join(f"{key}:{px}" for key, px in value)
-            elif name == "children":
+            elif name in FLAGS:
                 if value:
                     params[name] = "1"
             elif value:

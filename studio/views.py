@@ -72,6 +72,10 @@ class WorkspaceAccess:
     def can_write(self) -> bool:
         return self.role in Membership.WRITE_ROLES
 
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Membership.Role.OWNER
+
 
 def _get_workspace(request: HttpRequest, name: str) -> WorkspaceAccess:
     """The workspace with the user's role in it; 404 for workspaces the user is not a member of."""
@@ -178,7 +182,7 @@ def run_export(
         return _view_not_found(request, access)
     except StateError as problem:
         return HttpResponseBadRequest(f"This table cannot be exported as it is: {problem}")
-    runs = Run.objects.filter(workspace=access.workspace)
+    runs = Run.objects.filter(workspace=access.workspace).listed(state.archived)
     if scoped_to is not None:
         runs = runs.filter(experiment=scoped_to)
     if not state.children:
@@ -195,7 +199,8 @@ def run_export(
 
 # What the confirmation page says each bulk action does, and says it did.
 BULK_VERBS = {"tag": ("Tag", "Tagged"), "untag": ("Untag", "Untagged"), "move": ("Move", "Moved"),
-              "cancel": ("Cancel", "Canceled")}  # fmt: skip
+              "cancel": ("Cancel", "Canceled"), "archive": ("Archive", "Archived"), "restore": ("Restore", "Restored"),
+              "purge": ("Purge", "Purged")}  # fmt: skip
 BULK_SHOWN = 20
 
 
@@ -212,6 +217,8 @@ def run_bulk(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
     action = data.get("action", "")
     if action not in BULK_VERBS:
         return HttpResponseBadRequest(f"No bulk action {action!r}: choose one of {', '.join(BULK_VERBS)}.")
+    if action == "purge" and not access.is_owner:
+        raise PermissionDenied("only the workspace's Owners purge runs; archive them instead")
     back = data.get("next", "")
     if not back.startswith("/") or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("run_list", args=[access.workspace.name])
@@ -241,7 +248,7 @@ def run_bulk(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
             return redirect(back)
     try:
         chosen = (
-            bulk.selected_by_query(access.workspace, query, include_children)
+            bulk.selected_by_query(access.workspace, query, include_children, archived=action in bulk.ON_ARCHIVED)
             if query is not None
             else Run.objects.filter(workspace=access.workspace, run_id__in=run_ids)
         )
@@ -357,7 +364,7 @@ def _table_of(runs: QuerySet[Run], state: RunListState) -> _Table:
         # does not look like one that matches nothing.
         table.hidden_children = runs.filter(parent__isnull=False).search(query).count()
     if state.children and not flat and len(page):
-        table.child_counts = Run.objects.child_counts(list(page))
+        table.child_counts = Run.objects.child_counts(list(page), state.archived)
     return table
 
 
@@ -375,7 +382,7 @@ def _run_list_page(
     """The runs page (or its table, for htmx) for a ``state``, or for one that did not hold
     (``problem``), whose form controls then keep what was asked for so that it can be mended.
     ``refused``: the page answers a view that was not saved (400), and says why."""
-    runs = Run.objects.filter(workspace=access.workspace)
+    runs = Run.objects.filter(workspace=access.workspace).listed(state is not None and state.archived)
     if scoped_to is not None:
         runs = runs.filter(experiment=scoped_to)
     table, error, status = _Table(), "", 200
@@ -590,8 +597,10 @@ def run_child_rows(request: HtmxHttpRequest, workspace: str, run_id: str) -> Htt
         columns = tables.parse_columns(request.GET.get("cols", ""))
     except ValueError as error:
         return HttpResponseBadRequest(str(error))
-    children = list(tables.with_cells(Run.objects.filter(parent=parent), columns).order_by("number"))
-    counts = Run.objects.child_counts(children)
+    # A family is archived together: an archived run's rows are its archived children.
+    archived = parent.archived_at is not None
+    children = list(tables.with_cells(Run.objects.filter(parent=parent).listed(archived), columns).order_by("number"))
+    counts = Run.objects.child_counts(children, archived)
     depth = request.GET.get("depth", "0")
     drawn = tables.Rows(access.workspace.name, columns, depth=min(int(depth) if depth.isdigit() else 0, 5) + 1)
     context = {
@@ -863,14 +872,16 @@ def run_detail(request: HtmxHttpRequest, workspace: str, run_id: str, tab: str =
 def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: str) -> dict[str, Any]:
     """What a tab of the run's page shows."""
     context: dict[str, Any] = {"access": access, "run": run, "tab": tab, "tabs": TABS, "duration": tables.duration(run)}
+    # A family is archived together: an archived run shows its archived children.
+    children_listed = run.children.listed(run.archived_at is not None)
     if tab == "overview":
-        context["children"] = run.children.order_by("number").only("run_id", "display_name", "status")
+        context["children"] = children_listed.order_by("number").only("run_id", "display_name", "status")
         context["editing"] = request.GET.get("edit", "") if access.can_write else ""
     elif tab == "metrics":
         context["metrics"] = list(run.metrics.order_by("name"))
         context["charts"] = _metric_charts(context["metrics"])
     elif tab == "children":
-        children = list(run.children.select_related("submitted_by").order_by("number"))
+        children = list(children_listed.select_related("submitted_by").order_by("number"))
         context["child_runs"] = [(child, tables.duration(child)) for child in children]
         context["child_counts"] = sorted(Counter(child.status for child in children).items())
     elif tab == "outputs":

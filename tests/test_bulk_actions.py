@@ -81,7 +81,7 @@ def test_untag_and_move_with_their_children(alice_api: Any, runs: dict[str, Run]
 @pytest.mark.parametrize(
     ("body", "target", "words"),
     [
-        ({"action": "explode", "q": ""}, "action", "one of tag, untag, cancel, move, not 'explode'"),
+        ({"action": "explode", "q": ""}, "action", "archive, restore, purge, not 'explode'"),
         ({"action": "tag", "q": "x", "colour": "red"}, "colour", "not a field of a bulk action"),
         ({"action": "tag", "q": "x"}, "tags", "the tags to add"),
         ({"action": "untag", "q": "x", "keys": "sweep"}, "keys", "as a list"),

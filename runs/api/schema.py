@@ -176,7 +176,10 @@ RunGroups = inline_serializer(
 BulkAction = inline_serializer(
     "BulkAction",
     {
-        "action": serializers.ChoiceField(["tag", "untag", "cancel", "move"]),
+        "action": serializers.ChoiceField(
+            ["tag", "untag", "cancel", "move", "archive", "restore", "purge"],
+            help_text="restore and purge find archived runs; purge is for Owners",
+        ),
         "runIds": serializers.ListField(child=serializers.CharField(), required=False, help_text="or q, not both"),
         "q": serializers.CharField(required=False, help_text="the run query language: every run it matches"),
         "includeChildren": serializers.BooleanField(required=False, help_text="q finds child runs too"),
@@ -291,5 +294,6 @@ RUN_LIST_PARAMETERS = [
     OpenApiParameter("sort", str, description="comma-separated keys, e.g. `-created` or `metrics.loss.min`"),
     OpenApiParameter("page", int),
     OpenApiParameter("page_size", int, description="up to 1000"),
+    OpenApiParameter("archived", bool, description="true: the archived runs (which no list shows otherwise)"),
 ]
 BINARY = {"application/octet-stream": OpenApiTypes.BINARY}

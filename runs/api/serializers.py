@@ -47,6 +47,7 @@ class RunSerializer(_OmitNullsSerializer):
     startTimeUtc = serializers.DateTimeField(source="started_at", allow_null=True)
     endTimeUtc = serializers.DateTimeField(source="ended_at", allow_null=True)
     lastHeartbeatUtc = serializers.DateTimeField(source="last_heartbeat_at", allow_null=True)
+    archivedUtc = serializers.DateTimeField(source="archived_at", allow_null=True)  # only on archived runs
     script = serializers.SerializerMethodField()
     arguments = serializers.SerializerMethodField()
     cancelGraceSeconds = serializers.SerializerMethodField()

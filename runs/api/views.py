@@ -321,7 +321,7 @@ def workspace_runs(request: Request, workspace: str) -> Response:
 
 
 def _workspace_runs(request: Request, workspace: str) -> Any:
-    runs = Run.objects.filter(workspace=_get_workspace(request, workspace))
+    runs = Run.objects.filter(workspace=_get_workspace(request, workspace)).listed(_flag(request, "archived"))
     if not _flag(request, "include_children"):
         runs = runs.filter(parent__isnull=True)
     return runs
@@ -335,6 +335,7 @@ def _workspace_runs(request: Request, workspace: str) -> Any:
         OpenApiParameter("metrics", str, description="`loss,accuracy.max`: each group's mean, std, min and max"),
         OpenApiParameter("q", str, description="the run query language: the runs to group"),
         OpenApiParameter("include_children", bool),
+        OpenApiParameter("archived", bool, description="true: group the archived runs"),
     ],
     responses={200: schema.RunGroups, **schema.errors(400, 404)},
     summary="Runs grouped by one or two keys, with metric statistics",
@@ -354,8 +355,9 @@ BULK_FIELDS = {"action", "runIds", "q", "includeChildren", "tags", "keys", "expe
 @extend_schema(request=schema.BulkAction, responses={200: schema.BulkResult, **schema.errors(400, 403, 404)})
 @api_view(["POST"])
 def workspace_runs_bulk(request: Request, workspace: str) -> Response:
-    """Act on many runs at once (runs/bulk.py): ``tag``, ``untag``, ``cancel`` or ``move`` the runs
-    named in ``runIds`` or matched by ``q``; answers how many changed and which were skipped, why."""
+    """Act on many runs at once (runs/bulk.py): ``tag``, ``untag``, ``cancel``, ``move``, ``archive``,
+    ``restore`` or ``purge`` the runs named in ``runIds`` or matched by ``q``; answers how many
+    changed and which were skipped, why."""
     body = _body(request)
     if unknown := sorted(set(body) - BULK_FIELDS):
         raise InvalidValue(f"{unknown[0]}: not a field of a bulk action ({', '.join(sorted(BULK_FIELDS))})",
@@ -377,6 +379,7 @@ def workspace_runs_bulk(request: Request, workspace: str) -> Response:
 EXPORT_PARAMETERS = [
     OpenApiParameter("q", str, description="the run query language, e.g. `status = Failed and tags.team = vision`"),
     OpenApiParameter("include_children", bool),
+    OpenApiParameter("archived", bool, description="true: export the archived runs"),
     OpenApiParameter("format", str, enum=list(exports.FORMATS), description="csv (the default)"),
 ]
 
@@ -520,7 +523,8 @@ def run_children(request: Request, run_id: str) -> Response:
             children = Run.objects.filter(pk__in=parent.descendant_ids())
         else:
             children = Run.objects.filter(parent=parent)
-        return _run_page(request, children, default_sort="created")
+        # A family is archived together: an archived run lists its archived children.
+        return _run_page(request, children.listed(parent.archived_at is not None), default_sort="created")
     specs = _child_specs(_body(request))
     children = parent.experiment.create_runs(specs, by=request.user, parent=parent, request_key=_request_key(request))
     runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")

@@ -73,23 +73,40 @@ class Experiment:
         properties: Any = None,
         include_children: bool = False,
         status: str | list[str] | None = None,
+        *,
+        archived: bool = False,
     ) -> Iterator[Run]:
         """The experiment's runs, newest first. ``tags``/``properties``: a dict matches exact
-        values (all of them), a string or list matches runs that have those keys."""
+        values (all of them), a string or list matches runs that have those keys. Archived runs are
+        left out; ``archived=True`` lists them instead."""
         from runs.sdk.run import Run
 
         return Run.list(
-            self, type=type, tags=tags, properties=properties, status=status, include_children=include_children
+            self,
+            type=type,
+            tags=tags,
+            properties=properties,
+            status=status,
+            include_children=include_children,
+            archived=archived,
         )
 
     def get_run_groups(
-        self, by: str | list[str], metrics: list[str] | None = None, *, query: str = "", include_children: bool = False
+        self,
+        by: str | list[str],
+        metrics: list[str] | None = None,
+        *,
+        query: str = "",
+        include_children: bool = False,
+        archived: bool = False,
     ) -> list[dict[str, Any]]:
         """This experiment's runs grouped, as ``Workspace.get_run_groups``: e.g. the mean and
         standard deviation of ``loss`` over the seeds of each learning rate,
         ``exp.get_run_groups(by="properties.lr", metrics=["loss"])``."""
         scoped = f"experiment = {quote(self.name)}" + (f" and ({query})" if query else "")
-        return self.workspace.get_run_groups(by, metrics, query=scoped, include_children=include_children)
+        return self.workspace.get_run_groups(
+            by, metrics, query=scoped, include_children=include_children, archived=archived
+        )
 
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None) -> list[Experiment]:

@@ -395,10 +395,15 @@ class Run:
         properties: Any = None,
         status: str | list[str] | None = None,
         include_children: bool = False,
+        *,
+        archived: bool = False,
     ) -> Iterator[Run]:
-        """The experiment's runs, newest first, fetched page by page as you iterate."""
+        """The experiment's runs, newest first, fetched page by page as you iterate. Archived runs
+        are in no list: ``archived=True`` lists them instead (Run Studio's own)."""
         query = run_filter(experiment=experiment.name, tags=tags, properties=properties, type=type, status=status)
         params = {"q": query, "include_children": "true" if include_children else "false"}
+        if archived:
+            params["archived"] = "true"
         client = experiment.workspace._client
         for details in client.pages(experiment.workspace._path("runs/"), params):
             yield cls._from_details(experiment, details)

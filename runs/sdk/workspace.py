@@ -70,17 +70,25 @@ class Workspace:
         return {experiment.name: experiment for experiment in Experiment.list(self)}
 
     def get_run_groups(
-        self, by: str | list[str], metrics: list[str] | None = None, *, query: str = "", include_children: bool = False
+        self,
+        by: str | list[str],
+        metrics: list[str] | None = None,
+        *,
+        query: str = "",
+        include_children: bool = False,
+        archived: bool = False,
     ) -> list[dict[str, Any]]:
         """The runs ``query`` matches grouped by one or two keys (``"tags.lr"``, ``["properties.lr",
         "tags.model"]``, ``"experiment"``), each group as ``{"key", "count", "metrics": {"loss":
         {"mean", "std", "min", "max", "count"}}}`` for the ``metrics`` asked for (``"loss"`` is its
-        last value; ``"loss.min"``, ``"accuracy.max"``): averaging over seeds. Run Studio's own."""
+        last value; ``"loss.min"``, ``"accuracy.max"``): averaging over seeds. Run Studio's own.
+        Archived runs are left out of this and of the exports; ``archived=True`` takes them instead."""
         params = {
             "by": by if isinstance(by, str) else ",".join(by),
             "metrics": ",".join(metrics or []),
             "q": query,
             "include_children": include_children,
+            "archived": archived,
         }
         return self._client.get(self._path("runs/groups/"), params=_given(params))["groups"]
 
@@ -92,12 +100,19 @@ class Workspace:
         sort: str = "",
         columns: list[str] | None = None,
         include_children: bool = False,
+        archived: bool = False,
     ) -> Path:
         """Every run of the workspace that ``query`` (the run query language) matches, not a page,
         as CSV at ``path``: sorted by ``sort`` (``-created`` if none), one line a run with
         ``columns`` (``["name", "status", "tags.team", "metrics.loss.min"]``; the studio's default
         columns if none), exact values. Run Studio's own; Azure ML has no export."""
-        params = {"q": query, "sort": sort, "cols": ",".join(columns or []), "include_children": include_children}
+        params = {
+            "q": query,
+            "sort": sort,
+            "cols": ",".join(columns or []),
+            "include_children": include_children,
+            "archived": archived,
+        }
         return self._client.download(self._path("runs/export/"), Path(path), params=_given(params))
 
     def export_metrics(
@@ -107,10 +122,12 @@ class Workspace:
         query: str = "",
         names: list[str] | None = None,
         include_children: bool = False,
+        archived: bool = False,
     ) -> Path:
         """The metric histories of every run that ``query`` matches, as CSV at ``path``, one line a
         point: ``run_id, metric, step, value, time`` (the metrics ``names``; all of them if none)."""
         params = {"q": query, "names": ",".join(names or []), "include_children": include_children}
+        params["archived"] = archived
         return self._client.download(self._path("runs/export/metrics/"), Path(path), params=_given(params))
 
     def _path(self, suffix: str = "") -> str:
