@@ -20,15 +20,20 @@ from typing import Any
 
 from django.http import QueryDict
 
+from runs import groups as run_groups
 from runs import query as run_query
 from runs.models import Run
 from runs.query import QueryError, literal
+from runs.validation import InvalidValue
 from studio import run_filters, tables
 
 # The table's state parameters, in the order the URL and a saved view write them. ``page`` and
 # ``view`` are not state: a page number is where one is, and a view is where the state came from.
-TEXT_PARAMS = ("q", "sort", "cols", "pin", "density", "widths")
-PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "children", "archived", "compare")
+TEXT_PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "group", "group_sort", "baseline")
+PARAMS = ("q", "sort", "cols", "pin", "density", "widths", "children", "archived", "group", "group_sort",
+          "pinned_runs", "baseline", "compare")  # fmt: skip
+# Lists, written comma-separated.
+LISTS = ("cols", "pin", "group", "pinned_runs", "compare")
 # On or off: written as 1 when on, and left out when off.
 FLAGS = ("children", "archived")
 # Read from old links and views, as conditions of the query; never written.
@@ -40,8 +45,14 @@ DENSITIES = ("comfortable", "compact")
 # A column's width, set by dragging its header's edge (static/studio.js): ?widths=name:240,metrics.loss:90 (px).
 WIDTH_RANGE = (40, 2000)
 MAX_LENGTHS = {"q": 2000, "sort": 500, "cols": 2000, "pin": 2000, "widths": 2000, "target": 255, "user": 150,
-               "tag": 500, "prop": 500, "metric": 255, "experiment": 255, "compare": 2000}  # fmt: skip
+               "tag": 500, "prop": 500, "metric": 255, "experiment": 255, "compare": 2000, "group": 600,
+               "group_sort": 300, "pinned_runs": 6000, "baseline": 255}  # fmt: skip
 COMPARE_MAX = 50
+# Runs pinned to the top of the table, across pages and filters (W&B's pinned runs).
+PINNED_RUNS_MAX = 20
+# What groups sort by (?group_sort=): their key, their run count, or a statistic of a metric column
+# (``-metrics.loss:mean``, ``metrics.acc.max:std``).
+GROUP_STATS = ("mean", "std", "min", "max")
 FALSE_WORDS = ("", "0", "false", "off", "no")
 
 Params = Mapping[str, Any]  # a QueryDict, or a saved view's dict of str and list values
@@ -88,6 +99,10 @@ class RunListState:
     widths: tuple[tuple[str, int], ...] = ()  # (column key, px), as dragged; none: each as wide as it needs
     children: bool = False
     archived: bool = False  # the archived runs, which no list shows otherwise (RunQuerySet.listed)
+    group: tuple[str, ...] = ()  # one or two keys (runs/groups.py): group rows with metric statistics
+    group_sort: str = ""  # "" (by key), "[-]count" or "[-]<metric column>:<statistic>"
+    pinned_runs: tuple[str, ...] = ()  # run ids shown at the top, whatever the filter and page
+    baseline: str = ""  # a pinned run: the other rows' metric cells show their difference from it
     compare: tuple[str, ...] = ()
     page: int | None = None
     view: Any = dataclasses.field(default=None, compare=False)  # the SavedView it came from, if any
@@ -117,7 +132,19 @@ class RunListState:
             found["widths"] = ()
         for name in FLAGS:
             found[name] = _one(params, name).lower() not in FALSE_WORDS
-        found["compare"] = tuple(dict.fromkeys(r.strip() for r in _one(params, "compare").split(",") if r.strip()))
+        for name in ("compare", "pinned_runs", "group"):
+            found[name] = tuple(dict.fromkeys(r.strip() for r in _one(params, name).split(",") if r.strip()))
+        if found["baseline"] and found["baseline"] not in found["pinned_runs"]:
+            found["pinned_runs"] = (found["baseline"], *found["pinned_runs"])  # the baseline is shown pinned
+        if len(found["pinned_runs"]) > PINNED_RUNS_MAX:
+            errors["pinned_runs"] = f"at most {PINNED_RUNS_MAX} runs are pinned"
+        if found["group"]:
+            try:
+                run_groups.parse_keys(",".join(found["group"]))
+            except InvalidValue as error:
+                errors["group"] = error.message.removeprefix("by: ")
+        if found["group_sort"] and (problem := _group_sort_problem(found["group_sort"])):
+            errors["group_sort"] = problem
         if len(found["compare"]) > COMPARE_MAX:
             errors["compare"] = f"at most {COMPARE_MAX} runs are compared"
         for condition in _old_filters(params, errors):
@@ -204,7 +231,7 @@ class RunListState:
         params: dict[str, str | list[str]] = {}
         for name in PARAMS:
             value = getattr(self, name)
-            if name in ("cols", "pin", "compare"):
+            if name in LISTS:
                 if value:
                     params[name] = ",".join(value)
             elif name == "widths":
@@ -270,6 +297,19 @@ def parse_widths(text: str) -> dict[str, int]:
         widths.pop(key.strip(), None)
         widths[key.strip()] = int(px)
     return widths
+
+
+def _group_sort_problem(text: str) -> str:
+    what = text.removeprefix("-")
+    if what in ("count", "key"):
+        return ""
+    column, _, stat = what.rpartition(":")
+    if stat not in GROUP_STATS or not column.startswith("metrics.") or len(column) <= len("metrics."):
+        return (
+            f"groups sort by key, count or a metric column's {', '.join(GROUP_STATS)} "
+            f"(-metrics.loss:mean), not {text!r}"
+        )
+    return ""
 
 
 def fields_of(params: Params) -> dict[str, Any]:

@@ -227,6 +227,9 @@ class Rows:
     compare: frozenset[str] = frozenset()  # run ids whose box is ticked
     flat: bool = False  # a search with child runs: each child is marked with its parent
     depth: int = 0  # child rows loaded under a parent: their indentation
+    # The baseline run's id and its metric cells' numbers (column key -> value): every other row's
+    # metric cells also show their difference from it.
+    baseline: tuple[str, dict[str, float]] | None = None
 
     @cached_property
     def column_keys(self) -> str:
@@ -253,12 +256,15 @@ class Rows:
         """The moment the rows' relative times count from: one for the whole response."""
         return timezone.now()
 
-    def html(self, run: Run, child_count: int = 0) -> SafeString:
+    def html(self, run: Run, child_count: int = 0, pinned: str = "") -> SafeString:
         """One ``<tr>``, written here rather than as template partials (a row, and a cell in it): 50
         rows of 8 or more cells made the partials most of the page's Python time at 100,000 runs,
         which went to the template machinery, not to the values. Every value passes ``_escape``.
-        A cell is one line (studio.css cuts it with an ellipsis): its full text is its title."""
-        if self.depth:
+        A cell is one line (studio.css cuts it with an ellipsis): its full text is its title.
+        ``pinned``: the row is a pinned run's, at the top of the table, with these controls (HTML)."""
+        if pinned:
+            row_class = ' class="pinned-row' + (' baseline-row"' if self._is_baseline(run) else '"')
+        elif self.depth:
             row_class = f' class="child-row depth-{self.depth}"'
         else:
             row_class = ' class="child-match"' if self.flat and run.parent_id else ""
@@ -280,6 +286,8 @@ class Rows:
                     f"▸ {child_count}</a> "
                 )
             parts.append(inner)
+            if index == 0 and pinned:
+                parts.append(f' <span class="pin-controls">{pinned}</span>')
             if index == 0 and self.flat and run.parent_id:
                 parent = run.parent
                 parts.append(
@@ -289,6 +297,9 @@ class Rows:
             parts.append("</td>")
         parts.append("</tr>")
         return mark_safe("".join(parts))  # noqa: S308 (every value in it went through _escape)
+
+    def _is_baseline(self, run: Run) -> bool:
+        return self.baseline is not None and run.run_id == self.baseline[0]
 
     def cell_html(self, run: Run, column: Column, value: Any) -> tuple[str, str]:
         """A cell's contents and the attributes of its ``<td>`` (its title: the full text), both
@@ -336,6 +347,14 @@ class Rows:
             return "", ""
         if isinstance(value, float):
             exact = _exact_number(value)
+            base = self.baseline[1].get(column.key) if self.baseline and not self._is_baseline(run) else None
+            if base is not None and math.isfinite(base) and math.isfinite(value):
+                delta = value - base
+                said = f"{'+' if delta > 0 else ''}{readable_number(delta)}"
+                return (
+                    f'{readable_number(value)} <span class="delta">{_escape(said)}</span>',
+                    f' title="{exact} ({_escape(said)} from the baseline)" data-exact="{exact}"',
+                )
             return readable_number(value), f' title="{exact}" data-exact="{exact}"'
         text = value if isinstance(value, str) else formats.localize(value)
         return _escape(text), _title(text)
@@ -405,3 +424,66 @@ def plain_text(markdown: str) -> str:
     text = _MARKDOWN_LINE_MARKS.sub("", markdown)
     text = _MARKDOWN_INLINE.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(3), text)
     return " · ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+# --- Group rows: the table grouped by one or two keys (?group=), each group with metric statistics ---
+
+
+def group_metric(column: Column) -> str | None:
+    """A metric column as runs/groups.py names a metric (``loss``, ``loss.min``); None for others."""
+    if not column.keyed or column.keyed[0] != "metrics":
+        return None
+    _, name, aggregate = column.keyed
+    return name if aggregate == "last" else f"{name}.{aggregate}"
+
+
+def group_label(by: str, value: str | None) -> str:
+    """``lr: 0.01`` for ``tags.lr``; ``status: Failed``; a run without the key: ``lr: (none)``."""
+    name = by.partition(".")[2] if by.startswith(("tags.", "properties.")) else by
+    return f"{name}: {'(none)' if value is None else value}"
+
+
+@dataclass(frozen=True)
+class GroupRows:
+    """How the grouped table's group rows are drawn: a row per group, its key and run count in the
+    first column, and in each metric column the mean ± sample standard deviation of its runs'
+    values (the minimum, maximum and count in the cell's title)."""
+
+    columns: list[Column]
+    by: list[str]
+
+    def html(self, group: Any, level: int, expand: tuple[str, str] | None = None) -> SafeString:
+        """One group row. ``group``: a runs/groups.py Group; ``level``: 0, or 1 under a first-level
+        group; ``expand``: (the table filtered to the group, the URL of its run rows) for a group
+        whose runs can be shown."""
+        parts = [f'<tr class="group-row level-{level}"><td class="col-select"></td>']
+        for index, column in enumerate(self.columns):
+            parts.append(f'<td class="{_escape(column.css_class)}"')
+            if index == 0:
+                label = group_label(self.by[level], group.key[level])
+                parts.append(f"{_title(label)}>")
+                if expand is not None:
+                    filtered, rows = expand
+                    parts.append(
+                        f'<a class="expander" href="{_escape(filtered)}" hx-get="{_escape(rows)}" '
+                        'hx-target="closest tr" hx-swap="afterend" hx-trigger="click once" '
+                        f'aria-label="Show the runs of {_escape(label)}">▸</a> '
+                    )
+                parts.append(
+                    f'<span class="group-key">{_escape(label)}</span> '
+                    f'<span class="group-count">{group.count} run{"" if group.count == 1 else "s"}</span></td>'
+                )
+                continue
+            stats = group.metrics.get(group_metric(column) or "")
+            if stats is None or stats.mean is None:
+                parts.append("></td>")
+                continue
+            spread = "" if stats.std is None else f" ± {readable_number(stats.std)}"
+            title = (
+                f"mean {_exact_number(stats.mean)}, std {'–' if stats.std is None else _exact_number(stats.std)}, "
+                f"min {_exact_number(stats.min)}, max {_exact_number(stats.max)}, of {stats.count} "
+                f"run{'' if stats.count == 1 else 's'}"
+            )
+            parts.append(f'{_title(title)}>{readable_number(stats.mean)}<span class="spread">{spread}</span></td>')
+        parts.append("</tr>")
+        return mark_safe("".join(parts))  # noqa: S308 (every value in it went through _escape)

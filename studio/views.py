@@ -6,11 +6,13 @@ controls and gets 403 on writes; anonymous visitors are sent to log in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import messages
@@ -30,13 +32,15 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.defaults import page_not_found, server_error
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from runs import bulk, exports
+from runs import bulk, exports, groups
 from runs.api.errors import error_body, json_not_found
 from runs.models import (
     Experiment,
@@ -50,10 +54,17 @@ from runs.models import (
 )
 from runs.query import QueryError, keys_by_last_value, literal, sorts_by_computed_value
 from runs.series import downsample
-from studio import run_filters, tables
+from studio import grouping, run_filters, tables
 from studio.models import DefaultView, SavedView
 from studio.run_filters import FilterEditor, FilterError
-from studio.run_list_state import RunListState, StateError, ViewNotFound, fields_of
+from studio.run_list_state import (
+    GROUP_STATS,
+    PINNED_RUNS_MAX,
+    RunListState,
+    StateError,
+    ViewNotFound,
+    fields_of,
+)
 
 RUNS_PER_PAGE = 50
 
@@ -120,6 +131,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         return _column_added(request)
     if request.GET.get("filter_values"):
         return _filter_values(request, access, scoped_to)
+    if "pin_selected" in request.GET:  # "Pin to top" in the table's form: the runs ticked join the pinned ones
+        return _runs_pinned(request)
     # The picker's choices: its <select> asks for them when opened; without JavaScript, the page
     # comes with them. (A table asked for by htmx from such a page does not need them.)
     choices = None
@@ -135,7 +148,109 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         return _run_list_page(request, access, scoped_to, problem=problem, choices=choices)
     if "filter" in request.GET:  # the "Add filter" editor: a field chosen, or a filter to add
         return _filter_editor(request, access, scoped_to, state, choices)
+    if request.GET.get("group_runs"):
+        return _group_run_rows(request, access, scoped_to, state)
     return _run_list_page(request, access, scoped_to, state, choices=choices)
+
+
+def _runs_pinned(request: HttpRequest) -> HttpResponse:
+    """The table as it was (``back``: its URL, as the form that was sent had it) with the runs
+    ticked pinned to the top, as a redirect; at most PINNED_RUNS_MAX pins, the newest kept."""
+    params = QueryDict(urlsplit(request.GET.get("back", "")).query, mutable=True)
+    ticked = [r for value in request.GET.getlist("runs") for r in value.split(",") if r]
+    before = [r for r in params.get("pinned_runs", "").split(",") if r]
+    params["pinned_runs"] = ",".join(list(dict.fromkeys([*before, *ticked]))[-PINNED_RUNS_MAX:])
+    params.pop("page", None)
+    if ticked:
+        messages.success(request, f"Pinned {len(ticked)} run{'' if len(ticked) == 1 else 's'} to the top of the table.")
+    else:
+        messages.info(request, "Tick the runs to pin first, then choose Pin to top.")
+    # Back to this page's own path, whatever ``back`` said: its query is all that is read from it.
+    return redirect(f"{request.path}?{params.urlencode(safe=',')}")
+
+
+def _group_run_rows(
+    request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None, state: RunListState
+) -> HttpResponse:
+    """A group's runs as rows to show under its group row (``state`` is the table filtered to the
+    group: studio/grouping.py), the first GROUP_RUNS_SHOWN of them, then a link to the rest."""
+    runs = _table_runs(access, scoped_to, state)
+    if not state.children:
+        runs = runs.filter(parent__isnull=True)
+    try:
+        matching = runs.search(state.query()).sorted_by(state.sort)
+        shown = list(tables.with_cells(matching, state.columns)[: grouping.GROUP_RUNS_SHOWN + 1])
+    except QueryError as problem:
+        return HttpResponseBadRequest(str(problem))
+    drawn = tables.Rows(access.workspace.name, state.columns, depth=1, baseline=_baseline_cells(access, state))
+    rows = [drawn.html(run) for run in shown[: grouping.GROUP_RUNS_SHOWN]]
+    if len(shown) > grouping.GROUP_RUNS_SHOWN:
+        rows.append(
+            format_html(
+                '<tr class="child-row depth-1 group-more"><td></td><td colspan="{}"><a href="{}?{}">All {} runs of '
+                "this group</a></td></tr>",
+                len(state.columns),
+                request.path,
+                state.urlencode(),
+                matching.count(),
+            )
+        )
+    context = {
+        "access": access,
+        "rows": rows,
+        "live_runs": [run.run_id for run in shown if not run.is_ended] if _live_cells(state.columns) else [],
+        "live_cells": ",".join(_live_cells(state.columns)),
+        "poll_seconds": LIST_POLL_SECONDS,
+    }
+    return render(request, "studio/run_list.html#child-rows", context)
+
+
+def _table_runs(access: WorkspaceAccess, scoped_to: Experiment | None, state: RunListState | None) -> QuerySet[Run]:
+    """The runs a table lists: the workspace's (or the experiment's), archived ones when asked for."""
+    runs = Run.objects.filter(workspace=access.workspace).listed(state is not None and state.archived)
+    return runs.filter(experiment=scoped_to) if scoped_to is not None else runs
+
+
+def _pinned_rows(access: WorkspaceAccess, state: RunListState, columns: list[tables.Column],
+                 drawn: tables.Rows, link: Callable[[RunListState], str]) -> list[SafeString]:  # fmt: skip
+    """The pinned runs' rows, at the top whatever the filter and page, each with its controls:
+    unpin it, and make it the baseline (or stop comparing with it)."""
+    found = tables.with_cells(Run.objects.filter(workspace=access.workspace, run_id__in=state.pinned_runs), columns)
+    by_id = {run.run_id: run for run in found}
+    rows = []
+    for run_id in state.pinned_runs:
+        if (run := by_id.get(run_id)) is None:
+            continue  # deleted, or another workspace's id typed into the URL
+        others = tuple(r for r in state.pinned_runs if r != run_id)
+        unpin = link(
+            dataclasses.replace(state, pinned_runs=others, baseline="" if state.baseline == run_id else state.baseline)
+        )
+        base = link(dataclasses.replace(state, baseline="" if state.baseline == run_id else run_id))
+        controls = format_html(
+            '<a class="pin-control" href="{}" title="Unpin: back to its place in the table">Unpin</a>'
+            '<a class="pin-control{}" href="{}" title="{}">{}</a>',
+            unpin,
+            " current" if state.baseline == run_id else "",
+            base,
+            "Stop showing differences from this run" if state.baseline == run_id
+            else "Show every other run's metrics as differences from this run",
+            "Baseline ✓" if state.baseline == run_id else "Set as baseline",
+        )  # fmt: skip
+        rows.append(drawn.html(run, pinned=controls))
+    return rows
+
+
+def _baseline_cells(access: WorkspaceAccess, state: RunListState) -> tuple[str, dict[str, float]] | None:
+    """The baseline run's id and its metric cells (column key -> number), for the other rows' differences."""
+    if not state.baseline:
+        return None
+    metric_columns = [c for c in state.columns if c.keyed and c.keyed[0] == "metrics"]
+    found = tables.with_cells(Run.objects.filter(workspace=access.workspace, run_id=state.baseline), metric_columns)
+    run = next(iter(found), None)
+    if run is None:
+        return None
+    values = {c.key: value for c in metric_columns if isinstance(value := tables.cell(run, c), float)}
+    return run.run_id, values
 
 
 def _filter_editor(
@@ -382,13 +497,17 @@ def _run_list_page(
     """The runs page (or its table, for htmx) for a ``state``, or for one that did not hold
     (``problem``), whose form controls then keep what was asked for so that it can be mended.
     ``refused``: the page answers a view that was not saved (400), and says why."""
-    runs = Run.objects.filter(workspace=access.workspace).listed(state is not None and state.archived)
-    if scoped_to is not None:
-        runs = runs.filter(experiment=scoped_to)
+    runs = _table_runs(access, scoped_to, state)
+    list_url = reverse("experiment_runs", args=[access.workspace.name, scoped_to.name]) if scoped_to else None
+    list_url = list_url or reverse("run_list", args=[access.workspace.name])
     table, error, status = _Table(), "", 200
+    grouped = None
     if state is not None:
         try:
-            table = _table_of(runs, state)
+            if state.group:
+                grouped = grouping.grouped_table(runs, state, state.columns, lambda s: f"{list_url}?{s.urlencode()}")
+            else:
+                table = _table_of(runs, state)
         except QueryError as found:  # what parsing alone could not tell
             problem = StateError({"q": str(found)})
     view = state.view if state is not None else getattr(problem, "view", None)
@@ -420,7 +539,8 @@ def _run_list_page(
         ]
     shown = list(table.page) if table.page else []
     compare = [r for r in fields["compare"].split(",") if r]
-    drawn = tables.Rows(access.workspace.name, columns, compare=frozenset(compare), flat=table.flat)
+    baseline = _baseline_cells(access, state) if state is not None else None
+    drawn = tables.Rows(access.workspace.name, columns, compare=frozenset(compare), flat=table.flat, baseline=baseline)
     # Links change one thing in the URL; a default view (not in the URL) is named in them, so that
     # the next page or a moved column stays on it.
     links = request.GET.copy()
@@ -428,12 +548,14 @@ def _run_list_page(
         links.pop(name, None)
     if view is not None and not links.get("view"):
         links["view"] = str(view.pk)
-    list_url = reverse("experiment_runs", args=[access.workspace.name, scoped_to.name]) if scoped_to else None
+    pinned_rows = []
+    if state is not None and state.pinned_runs and problem is None:
+        pinned_rows = _pinned_rows(access, state, columns, drawn, lambda s: f"{list_url}?{s.urlencode()}")
     context: dict[str, Any] = {
         "access": access,
         "experiment": scoped_to,
         # Where the table's links and forms go: a page answering a view form's POST is still the list's.
-        "list_url": (list_url := list_url or reverse("run_list", args=[access.workspace.name])),
+        "list_url": list_url,
         "link_prefix": "" if request.path == list_url else list_url,  # links are relative to the list
         "fields": fields,
         "hidden_state": hidden,
@@ -456,7 +578,13 @@ def _run_list_page(
         "shown_keys": [c.key for c in columns],
         "choices": choices or [tables.plain_choices()],
         "choices_loaded": choices is not None,
-        "rows": [drawn.html(run, table.child_counts.get(run.pk, 0)) for run in shown],
+        "rows": grouped.rows if grouped else [drawn.html(run, table.child_counts.get(run.pk, 0)) for run in shown],
+        "pinned_rows": pinned_rows,
+        "grouped": grouped,
+        "group_keys": _group_key_choices(columns),
+        "group_sorts": _group_sort_choices(columns),
+        # How many runs the table finds: its pages', or its groups'.
+        "total": grouped.runs if grouped else table.page.paginator.count if table.page else 0,
         "page": table.page,
         "flat": table.flat,
         "hidden_children": table.hidden_children,
@@ -478,6 +606,23 @@ def _run_list_page(
     if view is not None:  # the views bar says whether what is shown is the view as saved (htmx too)
         context.update(_view_context(request, access, view, state))
     return render(request, template, context, status=status)
+
+
+def _group_key_choices(columns: list[tables.Column]) -> list[str]:
+    """What the "Group by" field suggests: the plain keys, and the shown tag and property columns."""
+    keyed = [c.key for c in columns if c.keyed and c.keyed[0] in ("tags", "properties")]
+    return [*groups.PLAIN_KEYS, *keyed]
+
+
+def _group_sort_choices(columns: list[tables.Column]) -> list[tuple[str, str]]:
+    """What groups can sort by: key, run count, and each shown metric column's statistics."""
+    choices = [("", "Key"), ("-count", "Most runs")]
+    for column in columns:
+        if tables.group_metric(column):
+            for stat in GROUP_STATS:
+                choices += [(f"{column.key}:{stat}", f"{column.label} {stat} ↑"),
+                            (f"-{column.key}:{stat}", f"{column.label} {stat} ↓")]  # fmt: skip
+    return choices
 
 
 def _export_links(access: WorkspaceAccess, scoped_to: Experiment | None, state: RunListState) -> dict[str, str]:
