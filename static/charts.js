@@ -16,6 +16,16 @@
  * drawn as a gap in the line; JSON has no NaN or Infinity, so send null for those. The series may
  * have different x values. `data-chart-height` is optional (300 px).
  *
+ * A series may have a "band": a range drawn around its line (a group's min to max over its runs,
+ * runs/group_series.py), filled in the series' colour at low opacity, with lists as long as "x":
+ *
+ *   {"label": "lr=0.01", "x": [0, 1, 2], "y": [0.9, 0.8, 0.7],
+ *    "band": {"lo": [0.8, 0.75, 0.6], "hi": [1.0, 0.9, 0.8]}}
+ *
+ * A null in "lo" or "hi" is a gap in the band. The band has no legend entry of its own; hiding the
+ * series from the legend hides its band too. Other keys of a series (e.g. "runs") are ignored.
+ * `"kind": "scatter"` on the chart (a metric against a property) draws points, not lines.
+ *
  * Every chart on the page is rendered once the DOM is ready, fills its element's width, and is
  * re-sized when the window is (debounced). Content added later is rendered on htmx's
  * `htmx:afterSwap`, or by calling `window.studioCharts.render(root)` on it.
@@ -39,6 +49,31 @@
   // Okabe-Ito: distinguishable with colour-blindness; its black is the page's text colour, so that it
   // stays readable on a dark page.
   const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", ink];
+
+  const BAND_ALPHA = 0.18;
+  // The class of a band's two edge series: their legend rows and cursor points are hidden.
+  const BAND_CLASS = "studio-chart-band";
+
+  /**
+   * The colour as a CSS colour with the given opacity. Any CSS colour (a hex colour, rgb(), a name:
+   * the page's ink comes from a CSS variable) is first normalized by a canvas, which reads it back
+   * as "#rrggbb", or as "rgba(...)" when it has an opacity of its own.
+   */
+  const normalizer = document.createElement("canvas").getContext("2d");
+  function translucent(colour, alpha) {
+    normalizer.fillStyle = "#000";
+    normalizer.fillStyle = colour;
+    const css = normalizer.fillStyle;
+    if (css.startsWith("#")) {
+      const [r, g, b] = [1, 3, 5].map((i) => parseInt(css.slice(i, i + 2), 16));
+      return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+    }
+    const rgba = css.match(/^rgba\(([^,]+),([^,]+),([^,]+),([^)]+)\)$/);
+    return rgba ? `rgba(${rgba[1]},${rgba[2]},${rgba[3]}, ${parseFloat(rgba[4]) * alpha})` : css;
+  }
+  // A series' colour: some are functions (the ink, which follows the theme), read when drawing.
+  const colourAt = (i) => COLOURS[i % COLOURS.length];
+  const resolve = (colour) => (typeof colour === "function" ? colour() : colour);
 
   // Chart element -> its uPlot instance: to re-size them, and to never render an element twice.
   const charts = new Map();
@@ -86,8 +121,32 @@
       if (!Array.isArray(s.x) || !Array.isArray(s.y) || s.x.length !== s.y.length) {
         throw new Error(`series ${i} needs "x" and "y" lists of the same length`);
       }
+      if (s.band != null) {
+        const { lo, hi } = s.band;
+        if (!Array.isArray(lo) || !Array.isArray(hi) || lo.length !== s.x.length || hi.length !== s.x.length) {
+          throw new Error(`series ${i}'s "band" needs "lo" and "hi" lists as long as "x"`);
+        }
+      }
     });
     return spec;
+  }
+
+  /**
+   * The chart's series as uPlot draws them: the spec's series first, in order (their index is their
+   * colour and legend row), then two per band, its "hi" and "lo" edges, as series of their own so
+   * that uPlot's `bands` option can fill between them. `bands` maps a series' index to its edges'.
+   */
+  function withBands(series) {
+    const all = series.slice();
+    const bands = new Map();
+    series.forEach((s, i) => {
+      if (s.band != null) {
+        bands.set(i + 1, [all.length + 1, all.length + 2]); // uPlot's indices: 0 is the x axis
+        all.push({ label: `${s.label} (max)`, x: s.x, y: s.band.hi, bandOf: i });
+        all.push({ label: `${s.label} (min)`, x: s.x, y: s.band.lo, bandOf: i });
+      }
+    });
+    return { all, bands };
   }
 
   /** The width inside the element (its padding excluded), at least MIN_WIDTH even when hidden. */
@@ -102,7 +161,7 @@
     return height > 0 ? height : DEFAULT_HEIGHT;
   }
 
-  function buildOptions(el, spec) {
+  function buildOptions(el, spec, all, bands) {
     const xLabel = spec.xLabel || "";
     return {
       title: spec.title || "",
@@ -122,15 +181,46 @@
       cursor: { drag: { x: true, y: false } }, // drag to zoom into steps, double-click to zoom out
       series: [
         { label: xLabel || "x" },
-        ...spec.series.map((s, i) => ({
-          label: s.label,
-          stroke: COLOURS[i % COLOURS.length],
-          width: 1.5,
-          spanGaps: false, // a missing value breaks the line
-          // "kind": "scatter" (a metric against a property): points, no line.
-          ...(spec.kind === "scatter" ? { paths: () => null, points: { show: true, size: 8 } } : {}),
-        })),
+        ...all.map((s, i) =>
+          s.bandOf === undefined
+            ? {
+                label: s.label,
+                stroke: colourAt(i),
+                width: 1.5,
+                spanGaps: false, // a missing value breaks the line
+                // "kind": "scatter" (a metric against a property): points, no line.
+                ...(spec.kind === "scatter" ? { paths: () => null, points: { show: true, size: 8 } } : {}),
+              }
+            : {
+                // A band's edge: a path for the fill to follow, not drawn itself (width 0).
+                label: s.label,
+                class: BAND_CLASS,
+                stroke: () => translucent(resolve(colourAt(s.bandOf)), BAND_ALPHA),
+                width: 0,
+                spanGaps: false,
+                points: { show: false },
+              },
+        ),
       ],
+      // The fill is a function, so that a theme change (the ink colour) repaints it.
+      bands: Array.from(bands.values(), ([hi, lo], k) => ({
+        series: [hi, lo],
+        fill: () => translucent(resolve(colourAt(all[hi - 1].bandOf)), BAND_ALPHA),
+      })),
+      hooks: {
+        // A series hidden or shown from the legend takes its band with it.
+        setSeries: [
+          (u, i, opts) => {
+            if (i != null && bands.has(i) && opts && opts.show !== undefined) {
+              bands.get(i).forEach((edge) => {
+                if (u.series[edge].show !== opts.show) {
+                  u.setSeries(edge, { show: opts.show });
+                }
+              });
+            }
+          },
+        ],
+      },
     };
   }
 
@@ -141,7 +231,13 @@
     }
     try {
       const spec = readSpec(el);
-      charts.set(el, new uPlot(buildOptions(el, spec), alignSeries(spec.series), el));
+      const { all, bands } = withBands(spec.series);
+      const chart = new uPlot(buildOptions(el, spec, all, bands), alignSeries(all), el);
+      // No legend row or cursor point of a band's edges: the band belongs to its series' row.
+      chart.root.querySelectorAll(`.${BAND_CLASS}`).forEach((node) => {
+        node.style.display = "none";
+      });
+      charts.set(el, chart);
     } catch (err) {
       console.error("studioCharts: cannot render", el, err);
       failed.add(el);
