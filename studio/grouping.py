@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils.safestring import SafeString
 
 from runs import groups
+from runs.group_series import group_series
 from runs.models import Run
 from runs.query import literal
 from studio import run_filters, tables
@@ -26,6 +27,10 @@ from studio.run_list_state import GROUP_STATS, RunListState
 GROUPS_MAX = 200
 # A group's runs shown under it; the rest are a link to the table filtered to the group.
 GROUP_RUNS_SHOWN = 50
+# Under the grouped table, a chart per metric column (the first few), a line per group (the first few):
+# more lines than colours are not read.
+CHARTS_MAX = 4
+CHARTED_GROUPS_MAX = 10
 
 
 @dataclass
@@ -33,6 +38,8 @@ class GroupedTable:
     rows: list[SafeString] = field(default_factory=list)
     groups: int = 0  # first-level groups found (rows holds at most GROUPS_MAX of them)
     runs: int = 0
+    charts: list[dict[str, Any]] = field(default_factory=list)  # static/charts.js specs, a band per group
+    charted: int = 0  # the groups the charts draw
 
 
 def group_condition(key: str, value: str | None) -> str | None:
@@ -65,6 +72,11 @@ def grouped_table(
         table.rows.append(drawn.html(group, 0))
         for sub in (s for s in inner if s.key[0] == group.key[0]):
             table.rows.append(drawn.html(sub, 1, _expand(state, by, sub.key, link)))
+    for name in tables.metric_names(columns)[:CHARTS_MAX]:
+        chart = group_series(matching, by, name, max_groups=CHARTED_GROUPS_MAX)
+        if any(series["x"] for series in chart["series"]):
+            table.charts.append(chart)
+            table.charted = len(chart["series"])
     return table
 
 

@@ -50,6 +50,9 @@ def test_a_group_row_shows_its_count_and_its_runs_mean_and_std(client: Client, a
     assert f'{readable_number(mean)}<span class="spread"> ± {readable_number(std)}</span>' in rows[0]
     assert f"min {0.2!r}, max {0.3!r}, of 3 runs" in rows[0]
     assert "3 runs" in rows[0] and "1 run<" in rows[2]
+    # Under the table, the metric over steps per group: its mean and a min-max band (runs/group_series.py).
+    chart = html.split('<div class="chart" data-chart data-chart-height="240">')[1]
+    assert '"title": "loss over steps"' in chart and '"band": {"lo": [0.2]' in chart
     # Sorted by a statistic: the highest mean first, the group without a value last.
     by_mean = client.get(RUNS, {"cols": COLS, "group": "tags.lr", "group_sort": "-metrics.loss:mean"}).content.decode()
     keys = [row.split('class="group-key">')[1].split("<")[0] for row in by_mean.split("<tr") if "group-row" in row]
