@@ -98,6 +98,11 @@ def studio_pages(workspace: Any, alice: Any) -> list[str]:
         "name,run_id,experiment,status,submitted_by,target,created,duration,description,tags,tags.team,properties.lr,"
         "properties.optimizer,metrics.loss,metrics.loss.min,metrics.accuracy,metrics.accuracy.max",
         "/w/default/runs/?filter=metrics",  # the "Add filter" editor open (as without JavaScript)
+        # grouped by two keys with statistics and charts, a pinned run as the baseline
+        f"/w/default/runs/?group=experiment,tags.team&cols=name,status,metrics.loss,metrics.accuracy.max"
+        f"&pinned_runs={first.run_id}&baseline={first.run_id}",
+        f"/w/default/runs/?archived=1&pinned_runs={first.run_id}&baseline={first.run_id}&cols=name,metrics.loss",
+        "/w/default/runs/bulk/?action=purge&all_matching=",
         "/w/default/experiments/",
         "/w/default/experiments/vision/",
         run_page,
