@@ -9,15 +9,17 @@ query language's sort keys (``runs/query.py``), so the UI, API and SDK order run
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
-from runs.models import Metric, Run
+from runs.models import Metric, Run, RunProperty, RunTag
 
 DEFAULT_COLUMNS = ["name", "run_id", "experiment", "status", "submitted_by", "target", "created", "duration"]
 AGGREGATES = {"": "last", "min": "min", "max": "max"}
@@ -119,16 +121,14 @@ def cell(run: Run, column: Column) -> Any:
     if column.keyed:
         kind, key, aggregate = column.keyed
         if kind == "tags":
-            return next((t.value if t.value is not None else "✓" for t in run.shown_tags if t.key == key), None)
+            return next((_tag_cell(t.value) for t in run.shown_tags if t.key == key), None)
         if kind == "properties":
             return next((p.value for p in run.shown_properties if p.key == key), None)
         metric = next((m for m in getattr(run, "shown_metrics", []) if m.name == key), None)
         if metric is None:
             return None
-        number = {"last": metric.last_number, "min": metric.min_number, "max": metric.max_number}[aggregate]
-        if number is None and aggregate == "last" and metric.last_value is not None:
-            return metric.last_value if not isinstance(metric.last_value, dict) else "NaN"
-        return number  # a float: ``cell_html`` rounds it for reading and keeps the exact value
+        summary = (metric.last_number, metric.min_number, metric.max_number, metric.last_value)
+        return _metric_cell(summary, aggregate)
     match column.key:
         case "name":
             return run.display_name or run.run_id
@@ -154,8 +154,126 @@ def cell(run: Run, column: Column) -> Any:
 
 
 def duration(run: Run) -> str:
-    if run.started_at is None:
+    return _duration_text(run.started_at, run.ended_at)
+
+
+def _duration_text(started_at: dt.datetime | None, ended_at: dt.datetime | None) -> str:
+    if started_at is None:
         return ""
-    end = run.ended_at or timezone.now()
-    seconds = int((end - run.started_at).total_seconds())
+    end = ended_at or timezone.now()
+    seconds = int((end - started_at).total_seconds())
     return str(dt.timedelta(seconds=max(0, seconds)))
+
+
+def _tag_cell(value: str | None) -> str:
+    return value if value is not None else "✓"  # a tag without a value
+
+
+# A metric's summary as ``cell_values`` reads it: last, min and max number, and the last value.
+_SUMMARY_FIELDS = ("last_number", "min_number", "max_number", "last_value")
+_AGGREGATE_AT = {"last": 0, "min": 1, "max": 2}
+
+
+def _metric_cell(summary: tuple[float | None, float | None, float | None, Any], aggregate: str) -> Any:
+    number = summary[_AGGREGATE_AT[aggregate]]
+    last_value = summary[3]
+    if number is None and aggregate == "last" and last_value is not None:
+        return last_value if not isinstance(last_value, dict) else "NaN"
+    return number  # a float: ``cell_html`` rounds it for reading and keeps the exact value
+
+
+@dataclass(frozen=True, slots=True)
+class RunValues:
+    """One run as ``cell_values`` reads it: what ``cell`` shows for each column (``cells``, in the
+    columns' order), and the fields behind the name and duration cells, which the exports write
+    unformatted."""
+
+    cells: list[Any]
+    display_name: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
+# The run fields (as ``values_list`` names them) that each plain column reads.
+_PLAIN_FIELDS: dict[str, tuple[str, ...]] = {
+    "name": ("display_name", "run_id"),
+    "run_id": ("run_id",),
+    "experiment": ("experiment__name",),
+    "status": ("status",),
+    "submitted_by": ("submitted_by__username",),
+    "target": ("target",),
+    "created": ("created_at",),
+    "duration": ("started_at", "ended_at"),
+    "description": ("description",),
+    "tags": (),
+}
+
+
+def cell_values(runs: QuerySet[Run], columns: list[Column], chunk_size: int) -> Iterator[RunValues]:
+    """What ``cell`` shows for each column of each of ``runs``, in their order, read as plain values,
+    not model instances: ``with_cells`` builds a model for the run, its experiment and submitter, and
+    each of its tags, properties and metrics, which costs more than the rest of an export of many
+    runs. The runs' fields come from one streamed query; for each ``chunk_size`` of them, their tags,
+    properties and metric summaries come from one query each, where a column shows any. Tags and
+    properties are read by run only: a key in the query would lead SQLite to its (key, value) index,
+    through every run's tag."""
+    fields = ["pk", "display_name", "started_at", "ended_at"]
+    fields += [field for c in columns if c.key in _PLAIN_FIELDS for field in _PLAIN_FIELDS[c.key]]
+    fields = list(dict.fromkeys(fields))
+    kinds = {c.keyed[0] if c.keyed else c.key for c in columns}  # "tags" for the tags column and tags.<key>
+    names = metric_names(columns)
+    keyed = [(column.key, column.keyed) for column in columns]  # parsed once, not once a run
+    rows = runs.values_list(*fields).iterator(chunk_size=chunk_size)
+    while chunk := list(islice(rows, chunk_size)):
+        pks = [row[0] for row in chunk]
+        tags = _keyed_rows(RunTag, pks) if "tags" in kinds else {}
+        properties = _keyed_rows(RunProperty, pks) if "properties" in kinds else {}
+        metrics: dict[int, dict[str, tuple[Any, ...]]] = {}
+        if names:
+            summaries = Metric.objects.filter(run_id__in=pks, name__in=names).values_list(
+                "run_id", "name", *_SUMMARY_FIELDS
+            )
+            for run_pk, name, *summary in summaries:
+                metrics.setdefault(run_pk, {})[name] = tuple(summary)
+        for row in chunk:
+            values = dict(zip(fields, row, strict=True))
+            pk = values["pk"]
+            run_tags = tags.get(pk, [])
+            shown = {"tags": dict(run_tags), "properties": dict(properties.get(pk, []))}
+            cells: list[Any] = []
+            for column_key, column_keyed in keyed:
+                if column_keyed:
+                    kind, key, aggregate = column_keyed
+                    if kind == "metrics":
+                        summary = metrics.get(pk, {}).get(key)
+                        cells.append(None if summary is None else _metric_cell(summary, aggregate))
+                    elif key not in shown[kind]:
+                        cells.append(None)
+                    else:
+                        cells.append(_tag_cell(shown[kind][key]) if kind == "tags" else shown[kind][key])
+                elif column_key == "tags":
+                    cells.append(run_tags)
+                else:
+                    cells.append(_plain_cell(column_key, values))
+            yield RunValues(cells, values["display_name"], values["started_at"], values["ended_at"])
+
+
+def _keyed_rows(model: type[RunTag] | type[RunProperty], run_pks: list[int]) -> dict[int, list[tuple[str, Any]]]:
+    """Each run's (key, value) pairs, in the order they were made."""
+    rows = sorted(model.objects.filter(run_id__in=run_pks).values_list("pk", "run_id", "key", "value"))
+    by_run: dict[int, list[tuple[str, Any]]] = {}
+    for _, run_pk, key, value in rows:
+        by_run.setdefault(run_pk, []).append((key, value))
+    return by_run
+
+
+def _plain_cell(key: str, values: dict[str, Any]) -> Any:
+    """``cell`` for a plain column, from the fields in ``_PLAIN_FIELDS``."""
+    match key:
+        case "name":
+            return values["display_name"] or values["run_id"]
+        case "submitted_by":
+            return values["submitted_by__username"] or ""
+        case "duration":
+            return _duration_text(values["started_at"], values["ended_at"])
+    return values[_PLAIN_FIELDS[key][0]]

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from runs import columns as run_columns
 from runs import exports
-from runs.models import Run
+from runs.models import MetricPoint, Run
 from tests.conftest import make_run
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +173,156 @@ def test_lines_go_out_in_blocks_not_one_chunk_a_line(alice_api: Any, runs: list[
     chunks = list(response.streaming_content)
     assert len(chunks) == 1  # 15 points and a header: one block
     assert chunks[0].decode().count("\r\n") == 16
+
+
+# --- Exact values, read without model instances (runs.columns.cell_values, the points' raw cursor) ---
+
+
+@pytest.fixture
+def odd_runs(workspace: Any, alice: Any) -> list[Run]:
+    """Runs with what an export must write exactly: missing tags, properties and metrics; a tag
+    without a value; non-finite and non-number metric values; a name that needs quoting; times
+    logged with and without microseconds, and in another time zone."""
+    full = make_run(workspace, alice, "odd", display_name="full, quoted \"name\"", description="=1+1",
+                    tags={"a": None, "team": "-vision"}, properties={"commit": "abc", "lr": "0.1"})  # fmt: skip
+    full.log_metrics(
+        [
+            {"name": "loss", "value": 0.1, "step": 0, "time": "2026-01-02T03:04:05.000001+00:00"},
+            {"name": "loss", "value": 1e-7, "step": 1, "time": "2026-01-02T03:04:05+02:00"},
+            {"name": "loss", "value": 12345678901234567.0, "step": 2},
+            {"name": "loss", "value": -0.0, "step": 3},  # SQLite keeps 0.0: as the ORM reads it
+            {"name": "loss", "value": math.inf, "step": 4},
+            {"name": "loss", "value": -math.inf, "step": 5},
+            {"name": "loss", "value": math.nan, "step": 6},
+            {"name": "loss", "value": 1 / 3, "step": 7},
+            {"name": "loss,val", "value": 7, "step": 0},
+            {"name": "note", "value": "=cmd|' /C calc'!A0", "step": 0},
+            {"name": "note", "value": "-12", "step": 1},
+            {"name": "note", "value": "plain", "step": 2},
+            {"name": "flag", "value": True, "step": 0},
+            {"name": "big", "value": 2**62 + 1, "step": 0},
+        ]
+    )
+    full.log_metrics([{"name": "ratios", "kind": "list", "value": [0.5, math.nan, "x"], "step": 0}])
+    full.log_metrics([{"name": "row", "kind": "row", "value": {"a": 1, "b": math.inf}, "step": 0}])
+    full.transition(Run.Status.COMPLETED)
+    bare = make_run(workspace, alice, "odd")  # no display name, tags, properties or metrics
+    nan_last = make_run(workspace, alice, "odd", display_name="nan last", tags={"team": "nlp"})
+    nan_last.log_metrics([{"name": "loss", "value": 0.5, "step": 0}, {"name": "loss", "value": math.nan, "step": 1}])
+    return [full, bare, nan_last]
+
+
+ALL_COLUMNS = (
+    "name,run_id,experiment,status,submitted_by,target,created,duration,description,tags,tags.a,tags.team,"
+    "tags.missing,properties.lr,properties.missing,metrics.loss,metrics.loss.min,metrics.loss.max,metrics.note,"
+    "metrics.flag,metrics.missing,metrics.loss.max.last"
+)
+
+
+def test_cell_values_are_what_the_cells_show(odd_runs: list[Run], runs: list[Run]) -> None:
+    columns = run_columns.parse_columns(ALL_COLUMNS)
+    pks = [run.pk for run in [*odd_runs, *runs]]
+    ordered = Run.objects.filter(pk__in=pks).order_by("-pk")
+    values = list(run_columns.cell_values(ordered, columns, chunk_size=2))  # chunks of 2 runs: the same values
+    run_id = [c.key for c in columns].index("run_id")
+    assert [v.cells[run_id] for v in values] == list(ordered.values_list("run_id", flat=True))
+    read = {run.pk: value for run, value in zip(ordered, values, strict=True)}
+    for run in run_columns.with_cells(Run.objects.filter(pk__in=pks), columns):
+        expected = [run_columns.cell(run, column) for column in columns]
+        duration = [c.key for c in columns].index("duration")
+        if run.ended_at is None:  # a running run's duration grows between the two reads
+            expected[duration] = read[run.pk].cells[duration] = None
+        assert read[run.pk].cells == expected
+        assert (read[run.pk].display_name, read[run.pk].started_at, read[run.pk].ended_at) == (
+            run.display_name,
+            run.started_at,
+            run.ended_at,
+        )
+    bare = read[odd_runs[1].pk].cells
+    assert bare[columns.index(run_columns.parse_columns("tags.missing")[0])] is None
+    assert bare[[c.key for c in columns].index("tags")] == []
+
+
+def test_the_runs_export_writes_missing_values_empty_and_numbers_exactly(alice_api: Any, odd_runs: list[Run]) -> None:
+    cols = "name,run_id,description,tags,tags.a,tags.team,properties.lr,properties.missing,metrics.loss,"
+    cols += "metrics.loss.min,metrics.loss.max,metrics.note,metrics.flag,duration"
+    found = {
+        row["run_id"]: row
+        for row in rows(alice_api.get("/api/v1/workspaces/default/runs/export/", {"q": "", "cols": cols}))
+    }
+    full, bare, nan_last = (found[run.run_id] for run in odd_runs)
+    assert full["name"] == 'full, quoted "name"'
+    assert full["description"] == "'=1+1"  # a formula, defused
+    assert full["tags"] == "a; team=-vision"
+    assert (full["tags.a"], full["tags.team"], full["properties.lr"], full["properties.missing"]) == (
+        "✓",
+        "'-vision",
+        "0.1",
+        "",
+    )
+    assert (full["metrics.loss"], full["metrics.loss.min"], full["metrics.loss.max"]) == (repr(1 / 3), "-inf", "inf")
+    assert (full["metrics.note"], full["metrics.flag"]) == ("plain", "true")
+    assert float(full["duration_seconds"]) >= 0
+    assert {key: value for key, value in bare.items() if key not in ("run_id", "duration_seconds")} == {
+        key: "" for key in bare if key not in ("run_id", "duration_seconds")
+    }
+    assert (nan_last["name"], nan_last["metrics.loss"], nan_last["metrics.loss.min"]) == ("nan last", "NaN", "0.5")
+
+
+def reference_points(run_query: Any, names: list[str]) -> str:
+    """The points export as the ORM reads it (the way it was first written): each row's value and
+    time through Django's converters, formatted by the export's own rules."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["run_id", "metric", "step", "value", "time"])
+    run_ids = dict(run_query.values_list("pk", "run_id"))
+    points = MetricPoint.objects.filter(metric__run_id__in=run_ids)
+    if names:
+        points = points.filter(metric__name__in=names)
+    rows = points.order_by("metric__run_id", "metric__name", "step", "pk").values_list(
+        "metric__run_id", "metric__name", "step", "number", "value", "time"
+    )
+    for run_pk, name, step, number, value, time in rows:
+        shown = number if value is None else MetricPoint.decode(number, value)
+        writer.writerow([run_ids[run_pk], name, step, exports._plain(shown), exports._iso(time)])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("names", [[], ["loss", "note"]])
+def test_the_points_export_is_what_the_orm_reads(
+    odd_runs: list[Run], runs: list[Run], monkeypatch: Any, names: list[str]
+) -> None:
+    monkeypatch.setattr(exports, "RUNS_PER_CHUNK", 2)
+    monkeypatch.setattr(exports, "POINTS_PER_FETCH", 3)  # batches that end inside a metric
+    every = Run.objects.filter(workspace=odd_runs[0].workspace)
+    written = "".join(exports.metric_points_csv(every, names))
+    assert written == reference_points(every, names)
+    lines = {tuple(row[1:4]) for row in csv.reader(io.StringIO(written)) if row[0] == odd_runs[0].run_id}
+    assert {
+        ("loss", "2", "1.2345678901234568e+16"),
+        ("loss", "4", "inf"),
+        ("loss", "5", "-inf"),
+        ("loss", "6", "nan"),
+        ("loss", "7", repr(1 / 3)),
+        ("note", "0", "'=cmd|' /C calc'!A0"),
+        ("note", "1", "-12"),  # a number in a string: left alone
+    } <= lines
+    if not names:
+        assert {
+            ("loss,val", "0", "7"),
+            ("flag", "0", "true"),
+            ("big", "0", str(2**62 + 1)),
+            ("ratios", "0", '[0.5, {"$float": "NaN"}, "x"]'),
+            ("row", "0", '{"a": 1, "b": {"$float": "Infinity"}}'),
+        } <= lines
+    times = [row[4] for row in csv.reader(io.StringIO(written)) if row[:2] == [odd_runs[0].run_id, "loss"]]
+    assert times[:2] == ["2026-01-02T03:04:05.000001+00:00", "2026-01-02T01:04:05+00:00"]
+
+
+def test_a_time_as_sqlite_holds_it_is_written_as_the_orm_would() -> None:
+    assert exports._text_iso("2026-01-02 03:04:05") == "2026-01-02T03:04:05+00:00"
+    assert exports._text_iso("2026-01-02 03:04:05.120000") == "2026-01-02T03:04:05.120000+00:00"
+    # Not as Django writes it (another writer): parsed, as the ORM's converter would.
+    assert exports._text_iso("2026-01-02 03:04:05.000000") == "2026-01-02T03:04:05+00:00"
+    assert exports._text_iso("2026-01-02T03:04:05.5") == "2026-01-02T03:04:05.500000+00:00"
+    assert exports._text_iso("2026-01-02 03:04:05+01:00") == "2026-01-02T02:04:05+00:00"
