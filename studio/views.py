@@ -20,7 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet, Window
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -150,6 +150,8 @@ def run_list(request: HtmxHttpRequest, workspace: str, experiment: str | None = 
         return _filter_editor(request, access, scoped_to, state, choices)
     if request.GET.get("group_runs"):
         return _group_run_rows(request, access, scoped_to, state)
+    if request.GET.get("count"):
+        return _run_count(request, access, scoped_to, state)
     return _run_list_page(request, access, scoped_to, state, choices=choices)
 
 
@@ -584,7 +586,9 @@ def _run_list_page(
         "group_keys": _group_key_choices(columns),
         "group_sorts": _group_sort_choices(columns),
         # How many runs the table finds: its pages', or its groups'.
+        # None: counted after the page (_page_of), by a request of its own (count_url).
         "total": grouped.runs if grouped else table.page.paginator.count if table.page else 0,
+        "count_url": f"{list_url}?{state.urlencode()}&count=1" if state is not None else "",
         "page": table.page,
         "flat": table.flat,
         "hidden_children": table.hidden_children,
@@ -696,41 +700,74 @@ def _column_added(request: HttpRequest) -> HttpResponse:
     return redirect(f"{request.path}?{query.urlencode(safe=',')}")
 
 
+class _CountedAfter(Paginator):
+    """The pages of a filtered table whose count comes after the page (its own request): it knows
+    whether there is a next page (the page query reads one run more than it shows), not how many."""
+
+    def __init__(self, number: int, has_next: bool) -> None:
+        super().__init__([], RUNS_PER_PAGE)
+        self.count = None  # type: ignore[assignment] (a cached_property on Paginator)
+        self.num_pages = number + 1 if has_next else number  # type: ignore[assignment,misc]
+
+
 def _page_of(
     matching: QuerySet[Run], sort: str, columns: list[tables.Column], number: int | None, *, filtered: bool
 ) -> Page:
     """A page of the ``matching`` runs in ``sort``'s order, for the table.
 
-    Unfiltered and sorted by a column, Paginator's way is the cheap one: the page query walks an
-    index and stops after 50 runs. Otherwise the page's runs are picked by a narrow query (primary
-    keys only) and then loaded by primary key, because the database may have to sort every match
-    before the first page, and small rows sort fast. (A tag filter at 100,000 runs on SQLite sorted
-    its 16,576 matches as whole rows: 114 ms for the page query.) Sorted by a tag, property or
-    metric and ``filtered``, that narrow query also counts the matches (``COUNT(*) OVER ()``), so the
-    filter is evaluated once instead of twice; sorted by a column, a separate count is cheaper, as
-    the page query can still stop early on an index. Unfiltered and sorted by a metric's last value,
-    the page walks that metric's index (``keys_by_last_value``)."""
+    Unfiltered, Paginator's way is the cheap one: the count reads one index, and sorted by a column
+    the page query walks an index and stops after 50 runs; sorted by a metric's last value, the page
+    walks that metric's index (``keys_by_last_value``). Filtered, the page comes first and its count
+    after, in a request of its own (``_run_count``), as W&B's and MLflow's tables page without a
+    total: counting every match was most of the page's time at 100,000 runs (a tag filter matching
+    16,576 runs, on PostgreSQL). The page's runs are picked by a narrow query (primary keys only,
+    one more than a page to know whether there is a next) and then loaded by primary key, because
+    the database may have to sort every match before the first page, and small rows sort fast. A
+    page that is the last one knows the count without asking: it is where the matches end."""
     runs = matching.sorted_by(sort)
     computed = sorts_by_computed_value(sort)
     if not computed and not filtered:
         return Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(number)
-    paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
     number = number or 1
+    start = (number - 1) * RUNS_PER_PAGE
     keys: list[int] | None = None
-    if filtered and computed:
-        start = (number - 1) * RUNS_PER_PAGE
-        counted = runs.annotate(total_count=Window(Count("pk"))).values_list("pk", "total_count")
-        rows = list(counted[start : start + RUNS_PER_PAGE])
-        if rows:
-            paginator.count = rows[0][1]  # a cached_property: set, so Paginator runs no COUNT(*)
-            keys = [pk for pk, _ in rows]
-    elif computed and (start := (number - 1) * RUNS_PER_PAGE) < paginator.count:
-        keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE)
-    if not keys:  # nothing matches, past the last page, or another sort: Paginator counts and picks
+    paginator: Paginator
+    if filtered:
+        keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE + 1)
+        if keys is None:
+            keys = list(runs.values_list("pk", flat=True)[start : start + RUNS_PER_PAGE + 1])
+        has_next = len(keys) > RUNS_PER_PAGE
+        keys = keys[:RUNS_PER_PAGE]
+        if has_next:
+            paginator = _CountedAfter(number, has_next=True)
+        else:
+            paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
+            paginator.count = start + len(keys)  # a cached_property: set, so Paginator runs no COUNT(*)
+    else:
+        paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
+        if start < paginator.count:
+            keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE)
+    if not keys and (number > 1 or not filtered):  # past the last page, or another sort: Paginator counts and picks
+        paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
         page = paginator.get_page(number)
         number, keys = page.number, list(page.object_list)
     loaded = tables.with_cells(Run.objects.filter(pk__in=keys), columns).in_bulk()
     return Page([loaded[pk] for pk in keys], number, paginator)
+
+
+def _run_count(request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None,
+               state: RunListState) -> HttpResponse:  # fmt: skip
+    """How many runs a filtered table matches, asked for once its page is shown."""
+    runs = _table_runs(access, scoped_to, state)
+    query = state.query()
+    if not (query.strip() and state.children):
+        runs = runs.filter(parent__isnull=True)
+    try:
+        count = runs.search(query).count()
+    except QueryError as problem:
+        return HttpResponseBadRequest(str(problem))
+    pages = max(1, math.ceil(count / RUNS_PER_PAGE))
+    return render(request, "studio/run_list.html#run-count", {"total": count, "pages": pages, "oob": True})
 
 
 @login_required
