@@ -3,6 +3,15 @@ group with its run count and, for each metric asked for, the mean, sample standa
 and max of its runs' values: averaging over seeds, as W&B's grouping does. One query, computed by
 the database (a GROUP BY over the runs joined to the keys and metric summaries they need).
 
+Every join is to at most one row per run: a tag or property by its key and a metric by its name are
+unique per run (``runs_runtag_unique_key``, ``runs_runproperty_unique_key``, ``runs_metric_unique_name``),
+the plain keys are the run's own columns or foreign keys, and the query language filters runs with
+subqueries, never joins. So the runs are counted with a plain COUNT, not COUNT(DISTINCT), which made
+PostgreSQL sort every row instead of hashing them, and SQLite keep a b-tree per group; and a metric
+asked for with several aggregates (``loss`` and ``loss.min``) is joined once, not once per aggregate:
+each join costs an index lookup per run on SQLite and a hash join over all the runs on PostgreSQL
+(issue 13; measured in bench/RESULTS.md, "Grouping at 100,000 runs (issue 13)").
+
 A metric is named as a column is, less ``metrics.``: ``loss`` (its last value), ``loss.min``,
 ``accuracy.max``. The standard deviation is the sample one (n - 1), as ``statistics.stdev``; a
 group with fewer than two values has none. It is computed from the count, the sum and the sum of
@@ -91,7 +100,8 @@ def parse_metrics(text: str) -> list[tuple[str, str, str]]:
 
 def run_groups(runs: QuerySet[Run], by: list[str], metrics: list[tuple[str, str, str]]) -> list[Group]:
     """The groups of ``runs`` (filtered by the caller) by the keys ``by``, with each metric's
-    statistics, ordered by key (runs without the key last)."""
+    statistics, ordered by key (runs without the key last). ``runs`` must hold each run once:
+    filtered, as the query language filters, not joined to a many-valued relation."""
     joins: dict[str, Any] = {}
     keys: list[str] = []
     for i, key in enumerate(by):
@@ -102,10 +112,14 @@ def run_groups(runs: QuerySet[Run], by: list[str], metrics: list[tuple[str, str,
         relation = "tag_set" if kind == "tags" else "property_set"
         joins[f"k{i}"] = FilteredRelation(relation, condition=Q(**{f"{relation}__key": name}))
         keys.append(f"k{i}__value")
-    aggregates: dict[str, Any] = {"runs": Count("pk", distinct=True)}
+    # A plain COUNT: no join repeats a run (see the module's docstring).
+    aggregates: dict[str, Any] = {"runs": Count("pk")}
+    metric_joins: dict[str, str] = {}  # metric name -> its join: one per metric, whatever its aggregates
     for j, (_, name, aggregate) in enumerate(metrics):
-        joins[f"m{j}"] = FilteredRelation("metrics", condition=Q(metrics__name=name))
-        value = F(f"m{j}__{AGGREGATE_FIELDS[aggregate]}")
+        if name not in metric_joins:
+            metric_joins[name] = alias = f"m{len(metric_joins)}"
+            joins[alias] = FilteredRelation("metrics", condition=Q(metrics__name=name))
+        value = F(f"{metric_joins[name]}__{AGGREGATE_FIELDS[aggregate]}")
         aggregates |= {
             f"n{j}": Count(value),
             f"s{j}": Sum(value),

@@ -8,7 +8,10 @@ import statistics
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from runs import groups
 from runs.models import Run
 from tests.conftest import make_run
 
@@ -75,6 +78,51 @@ def test_a_query_narrows_the_runs_grouped(alice_api: Any, sweep: list[Run]) -> N
         ("cnn", 3, {}),
         ("mlp", 2, {}),
     ]
+
+
+def test_several_aggregates_of_a_metric_and_two_metrics_are_each_exact(alice_api: Any, sweep: list[Run]) -> None:
+    for run in sweep[:4]:  # accuracy on some runs only: its count differs from loss's
+        run.log_metrics([{"name": "accuracy", "value": 0.5 + run.pk / 100, "step": 0}])
+    accuracies = [0.5 + run.pk / 100 for run in sweep[:4] if run.get_tags().get("model") == "cnn"]
+    response = alice_api.get(GROUPS, {"by": "tags.model", "metrics": "loss,loss.min,loss.max,accuracy.max"})
+    cnn = response.json()["groups"][0]
+    assert (cnn["key"], cnn["count"]) == ("cnn", 4)
+    losses = SWEEP["0.01", "cnn"] + SWEEP["0.1", "cnn"]
+    for name, values in {"loss": losses, "loss.min": losses, "loss.max": [loss + 1 for loss in losses]}.items():
+        stats = cnn["metrics"][name]
+        assert stats["mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
+        assert stats["std"] == pytest.approx(statistics.stdev(values), rel=1e-9)
+        assert (stats["min"], stats["max"], stats["count"]) == (min(values), max(values), 4)
+    accuracy = cnn["metrics"]["accuracy.max"]
+    assert accuracy["count"] == len(accuracies) == 3
+    assert accuracy["mean"] == pytest.approx(statistics.mean(accuracies), rel=1e-12)
+    assert accuracy["std"] == pytest.approx(statistics.stdev(accuracies), rel=1e-9)
+
+
+def test_a_query_over_several_tags_and_metrics_counts_each_run_once(alice_api: Any, sweep: list[Run]) -> None:
+    # A run matching both sides of the "or", and metric and property conditions: none may repeat it.
+    q = "tags.model = cnn or properties.seed = 0 or metrics.loss < 1"
+    response = alice_api.get(GROUPS, {"by": "properties.lr", "metrics": "loss", "q": q})
+    found = {group["key"]: group for group in response.json()["groups"]}
+    small = SWEEP["0.01", "cnn"] + SWEEP["0.01", "mlp"]
+    assert found["0.01"]["count"] == 5
+    assert found["0.01"]["metrics"]["loss"]["mean"] == pytest.approx(statistics.mean(small), rel=1e-12)
+    assert found["0.01"]["metrics"]["loss"]["std"] == pytest.approx(statistics.stdev(small), rel=1e-9)
+    assert (found["0.1"]["count"], found["0.1"]["metrics"]["loss"]["count"]) == (1, 1)  # the cnn run; 2.0 is not < 1
+
+
+def test_one_join_per_metric_and_a_plain_count(sweep: list[Run], workspace: Any) -> None:
+    """loss and loss.min read the same metric row: one join, not one per aggregate; and no join
+    repeats a run, so the runs are counted without DISTINCT (which made PostgreSQL sort every row)."""
+    runs = Run.objects.filter(workspace=workspace)
+    metrics = groups.parse_metrics("loss,loss.min,loss.max,accuracy.max")
+    with CaptureQueriesContext(connection) as captured:
+        found = groups.run_groups(runs, ["tags.model", "properties.lr"], metrics)
+    (query,) = captured.captured_queries
+    sql = query["sql"].upper()
+    assert sql.count('JOIN "RUNS_METRIC"') == 2
+    assert "DISTINCT" not in sql
+    assert sum(group.count for group in found) == len(sweep)
 
 
 @pytest.mark.parametrize(
