@@ -80,12 +80,12 @@ document.addEventListener("htmx:configRequest", (event) => {
   }
 });
 
-// The runs grid: a running run's Duration ticks every second, counted from its data-started (the
-// server drew the value it had; without JavaScript that stays). Written as Python's str(timedelta),
-// as the server writes it: "1:02:03", "2 days, 1:02:03".
+// A running run's Duration ticks every second, in the runs grid and on its page, counted from its
+// data-started (the server drew the value it had; without JavaScript that stays). Written as
+// Python's str(timedelta), as the server writes it: "1:02:03", "2 days, 1:02:03".
 function tickDurations() {
   const now = Date.now();
-  document.querySelectorAll("table.runs [data-started]").forEach((cell) => {
+  document.querySelectorAll("table.runs [data-started], #run-live [data-started], #run-facts [data-started]").forEach((cell) => {
     const seconds = Math.max(0, Math.floor((now - Date.parse(cell.dataset.started)) / 1000));
     const days = Math.floor(seconds / 86400);
     const rest = seconds % 86400;

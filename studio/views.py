@@ -1183,11 +1183,19 @@ def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpR
 
 @login_required
 @require_GET
-def run_status_badge(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
-    """The status badge; it polls itself while the run is active (the template stops emitting the
-    poller once the run has ended)."""
+def run_live(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpResponse:
+    """What changes on a run's page while the run is alive (``run_detail.html#run-live``): its
+    status, duration and actions, and out of band the facts of the tab shown (``?tab=``). It polls
+    itself every 2 s; the answer once the run has ended has no poller, so polling stops."""
     access, run = _get_run(request, workspace, run_id)
-    return render(request, "studio/run_detail.html#run-status", {"access": access, "run": run})
+    tab = request.GET.get("tab", "")
+    context = {"access": access, "run": run, "tab": tab if tab in TABS else "", "oob": True,
+               "duration": tables.duration(run)}  # fmt: skip
+    if context["tab"] == "overview":
+        context["children"] = (
+            run.children.listed(run.archived_at is not None).order_by("number").only("run_id", "display_name", "status")
+        )
+    return render(request, "studio/run_detail.html#run-live", context)
 
 
 @login_required

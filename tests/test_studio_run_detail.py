@@ -103,19 +103,36 @@ def test_tags_are_added_changed_and_removed(client: Client, run: Run, alice: Any
     assert "bad\x07key" not in run.get_tags()
 
 
-def test_cancel_stops_an_active_run_and_the_badge_stops_polling(client: Client, run: Run, alice: Any) -> None:
+def test_cancel_updates_the_whole_page_through_one_poll_that_then_stops(client: Client, run: Run, alice: Any) -> None:
     as_user(client, alice)
-    badge = client.get(url(run, "status/"), headers={"HX-Request": "true"})
-    assert b'hx-trigger="every 2s"' in badge.content and b">Running<" in badge.content
+    page = client.get(url(run)).content.decode()
+    assert page.count('hx-trigger="every 2s"') == 1  # one poller for the page: the live block
+    live = client.get(url(run, "live/"), {"tab": "overview"}, headers={"HX-Request": "true"})
+    assert b'hx-trigger="every 2s"' in live.content and b">Running<" in live.content
+    assert b'id="cancel-run"' in live.content
     response = client.post(url(run, "cancel/"), headers={"HX-Request": "true"})
     assert response.status_code == 200
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELED
-    badge = client.get(url(run, "status/"), headers={"HX-Request": "true"})
-    assert b"hx-trigger" not in badge.content and b">Canceled<" in badge.content
+    live = client.get(url(run, "live/"), {"tab": "overview"}, headers={"HX-Request": "true"}).content.decode()
+    assert "hx-trigger" not in live and ">Canceled<" in live  # the last answer: no poller
+    assert 'id="cancel-run"' not in live and 'value="archive"' in live  # the actions an ended run has
+    facts = live.split('<dl class="facts" id="run-facts" hx-swap-oob="true">')[1]
+    assert "<dt>Status</dt><dd>Canceled</dd>" in facts and "<dt>Ended</dt><dd>—</dd>" not in facts
+    assert '<div id="watch-run" hx-swap-oob="true"></div>' in live  # "tell me when it ends" goes
+    elsewhere = client.get(url(run, "live/"), {"tab": "outputs"}, headers={"HX-Request": "true"}).content.decode()
+    assert "run-facts" not in elsewhere  # only the tab shown gets its facts
     again = client.post(url(run, "cancel/"), headers={"HX-Request": "true"})
     assertContains(again, "has already ended", status_code=409)
     assertNotContains(client.get(url(run)), "Cancel run")
+
+
+def test_an_error_is_said_once_with_its_traceback_folded(client: Client, run: Run, alice: Any) -> None:
+    as_user(client, alice)
+    run.fail(code="RuntimeError", message="RuntimeError: out of memory", details="Traceback (most recent call last):")
+    page = client.get(url(run)).content.decode()
+    assert "RuntimeError: out of memory" in page and "RuntimeError: RuntimeError" not in page
+    assert '<details class="traceback"><summary>Traceback</summary><pre>Traceback (most recent call last):' in page
 
 
 def test_forms_need_the_csrf_token(run: Run, alice: Any) -> None:

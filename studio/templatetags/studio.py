@@ -70,6 +70,16 @@ def sort_mark(sort_key: str | None, current: str) -> str:
 
 
 @register.filter
+def error_line(run: Run) -> str:
+    """A run's error in one line, its type said once: "RuntimeError: out of memory", whether the
+    message already starts with its code (as Python's ``str(exception)`` lines do) or not."""
+    code, message = run.error_code.strip(), run.error_message.strip()
+    if not code or message.startswith(f"{code}:") or message == code:
+        return message or code
+    return f"{code}: {message}" if message else code
+
+
+@register.filter
 def status_class(status: str) -> str:
     """A status badge's colour class."""
     return {

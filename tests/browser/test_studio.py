@@ -166,6 +166,16 @@ def test_the_cancel_button_stops_a_running_script(
     assert Run.objects.get(run_id=run.id).status == Run.Status.CANCELED
     if pid is not None:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    # The whole page follows, without a reload: the facts, the actions, the "tell me" button.
+    facts = page.locator("#run-facts")
+    expect(facts.locator("dt:text-is('Status') + dd")).to_have_text("Canceled")
+    expect(facts.locator("dt:text-is('Ended') + dd")).not_to_have_text("—")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(page.get_by_role("button", name="Tell me when this run ends")).to_have_count(0)
+    expect(page.get_by_role("button", name="Archive")).to_be_visible()
+    duration = page.locator("#run-live .run-duration").inner_text()
+    page.wait_for_timeout(1500)
+    assert page.locator("#run-live .run-duration").inner_text() == duration  # it stopped ticking
     page.reload()
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     assert os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE") == "true"
