@@ -191,7 +191,12 @@ def run_list(args: argparse.Namespace) -> Any:
 
 
 def run_show(args: argparse.Namespace) -> Any:
-    return _run(args).get_details()
+    """The run's details, its error flat (``{"code", "message", "details", "time"}``), as ``az ml run
+    show`` prints it; the SDK's ``get_details()`` keeps Azure's nesting (``{"error": {...}, "time"}``)."""
+    details = _run(args).get_details()
+    if isinstance(error := details.get("error"), dict) and isinstance(error.get("error"), dict):
+        details["error"] = {**error["error"], **({"time": error["time"]} if "time" in error else {})}
+    return details
 
 
 def run_update(args: argparse.Namespace) -> Any:

@@ -42,6 +42,7 @@ from django_htmx.middleware import HtmxDetails
 
 from runs import bulk, exports, groups
 from runs.api.errors import error_body, json_not_found
+from runs.columns import metric_key
 from runs.models import (
     Experiment,
     Membership,
@@ -1063,9 +1064,7 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         context["metrics"] = list(run.metrics.order_by("name"))
         context["charts"] = _metric_charts(context["metrics"])
     elif tab == "children":
-        children = list(children_listed.select_related("submitted_by").order_by("number"))
-        context["child_runs"] = [(child, tables.duration(child)) for child in children]
-        context["child_counts"] = sorted(Counter(child.status for child in children).items())
+        context.update(_children_context(access, run, children_listed, request.GET.get("cols", "")))
     elif tab == "outputs":
         before = request.GET.get("before", "")
         context.update(_outputs_context(run, request.GET.get("file", ""), int(before) if before.isdigit() else None))
@@ -1075,6 +1074,37 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         changes = list(run.changes.select_related("by"))
         context["events"] = sorted([*run.events.select_related("by"), *changes], key=lambda event: event.at)
     return context
+
+
+# The Children tab shows this many child runs; the rest are in the runs table, filtered to them.
+CHILDREN_SHOWN = 200
+# Its default columns: these, then the children's metrics (the first few by name).
+CHILD_COLUMNS = ["name", "status", "created", "duration"]
+CHILD_METRIC_COLUMNS = 6
+
+
+def _children_context(access: WorkspaceAccess, run: Run, children: QuerySet[Run], cols: str) -> dict[str, Any]:
+    """The Children tab: the child runs as rows of the runs grid, with the metrics they logged as
+    columns (or the columns ``cols`` asks for), ticked to compare; the runs table filtered to them
+    (every column, filter and sort of All runs) a link away."""
+    names = Metric.objects.filter(run__in=children).order_by("name").values_list("name", flat=True).distinct()
+    default = ",".join([*CHILD_COLUMNS, *(metric_key(n, "last") for n in names[:CHILD_METRIC_COLUMNS])])
+    try:
+        columns = tables.parse_columns(cols or default)
+    except ValueError:
+        columns = tables.parse_columns(default)
+    shown = list(tables.with_cells(children, columns).order_by("number")[:CHILDREN_SHOWN])
+    drawn = tables.Rows(access.workspace.name, columns)
+    state = QueryDict(mutable=True)
+    state.update({"q": f"parent = {literal(run.run_id)}", "children": "1", "cols": ",".join(c.key for c in columns)})
+    return {
+        "child_columns": columns,
+        "child_rows": [drawn.html(child) for child in shown],
+        "child_total": (total := children.count()),
+        "child_more": max(0, total - len(shown)),
+        "child_counts": sorted(Counter(children.values_list("status", flat=True)).items()),
+        "children_table": f"{reverse('run_list', args=[access.workspace.name])}?{state.urlencode(safe=',')}",
+    }
 
 
 def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:

@@ -199,6 +199,8 @@ def test_child_runs(ws: sdk.Workspace) -> None:
     assert [c.get_tags() for c in batch] == [{"batch_index": "0"}, {"batch_index": "1"}, {"batch_index": "2"}]
     assert [c.number for c in batch] == sorted(c.number for c in batch)
     assert all(c.status == "Running" for c in batch)
+    parent_name = parent.display_name or parent.id
+    assert [c.display_name for c in batch] == [f"{parent_name} #1", f"{parent_name} #2", f"{parent_name} #3"]
     by_value = parent.create_children(tag_key="lr", tag_values=["0.1", "0.01"])
     assert [c.tags for c in by_value] == [{"lr": "0.1"}, {"lr": "0.01"}]
 

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from runs.models import Run
+from runs.models import Run, RunSpec
 from tests.conftest import make_run
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +191,20 @@ def test_the_activity_and_children_tabs(client: Client, run: Run, workspace: Any
     activity = client.get(url(child, "activity/"))
     assertContains(activity, "<td>NotStarted</td><td>Running</td><td>alice</td>")
     assertContains(activity, "<td>Running</td><td>Completed</td><td>the studio</td>")
+
+
+def test_the_children_tab_shows_their_metrics_as_columns_and_compares_them(
+    client: Client, run: Run, alice: Any
+) -> None:
+    as_user(client, alice)
+    batch = run.experiment.create_runs([RunSpec(), RunSpec()], by=alice, parent=run)
+    for index, child in enumerate(batch):
+        child.log_metrics([{"name": "loss", "value": 0.5 + index}, {"name": "acc", "value": 0.9}])
+    page = client.get(url(run, "children/")).content.decode()
+    assert '<th class="col-metricsloss">loss</th>' in page and '<th class="col-metricsacc">acc</th>' in page
+    assert page.count('type="checkbox" name="runs"') == 2  # ticked to compare
+    assert 'action="/w/default/compare/"' in page
+    table = page.split('href="/w/default/runs/?')[1].split('"')[0].replace("&amp;", "&")
+    assertContains(client.get(f"/w/default/runs/?{table}"), '<span id="run-count">2</span>')  # the same two
+    chosen = client.get(url(run, "children/"), {"cols": "name,metrics.acc"}).content.decode()
+    assert "col-metricsloss" not in chosen and "col-metricsacc" in chosen

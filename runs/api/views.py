@@ -526,6 +526,11 @@ def run_children(request: Request, run_id: str) -> Response:
         # A family is archived together: an archived run lists its archived children.
         return _run_page(request, children.listed(parent.archived_at is not None), default_sort="created")
     specs = _child_specs(_body(request))
+    # Children made in a batch are named after their parent, "<parent> #i", so that a list of them
+    # reads as one family (Azure leaves them nameless); a name asked for is kept.
+    family = (parent.display_name or parent.run_id)[:200]
+    for index, spec in enumerate(specs, 1):
+        spec.display_name = spec.display_name or f"{family} #{index}"
     children = parent.experiment.create_runs(specs, by=request.user, parent=parent, request_key=_request_key(request))
     runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")
     return Response(RunSerializer(runs, many=True, context={"request": request}).data, status=201)
