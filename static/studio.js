@@ -326,3 +326,136 @@ document.addEventListener("click", (event) => {
   }
   lastTicked = box;
 });
+
+// A log on a run's Outputs tab (#file-text.log): it follows its tail while the reader is at the end
+// ("Follow"), stops when they scroll up ("Jump to end" brings them back), and searches its lines.
+(() => {
+  const NEAR_END_PX = 24;
+  const MAX_MARKS = 2000;
+  let marks = [];
+  let current = -1;
+
+  const log = () => document.querySelector("#file-text.log");
+  const follow = () => document.getElementById("log-follow");
+  const atEnd = (el) => el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_END_PX;
+
+  function toEnd() {
+    const el = log();
+    if (el) el.scrollTop = el.scrollHeight;
+  }
+
+  function showJump(show) {
+    const button = document.getElementById("log-end");
+    if (button) button.hidden = !show;
+  }
+
+  function setUp() {
+    const el = log();
+    if (!el || el.dataset.ready) return;
+    el.dataset.ready = "1";
+    toEnd(); // a log opens at its end
+    el.addEventListener("scroll", () => {
+      const following = atEnd(el);
+      if (follow()) follow().checked = following;
+      showJump(!following);
+    });
+  }
+
+  document.addEventListener("click", (event) => {
+    if (event.target.id === "log-end") {
+      toEnd();
+      if (follow()) follow().checked = true;
+      showJump(false);
+    } else if (event.target.id === "log-next" || event.target.id === "log-prev") {
+      step(event.target.id === "log-next" ? 1 : -1);
+    }
+  });
+  document.addEventListener("change", (event) => {
+    if (event.target.id === "log-follow" && event.target.checked) {
+      toEnd();
+      showJump(false);
+    }
+  });
+
+  // New lines arrived (htmx swapped in the tail): keep the end in view while following.
+  document.body.addEventListener("htmx:afterSwap", () => {
+    setUp();
+    const el = log();
+    if (el && follow() && follow().checked) toEnd();
+    const search = document.getElementById("log-search");
+    if (search && search.value) find(search.value, false);
+  });
+
+  function clearMarks() {
+    document.querySelectorAll("#file-text mark").forEach((mark) => {
+      mark.replaceWith(document.createTextNode(mark.textContent));
+    });
+    document.querySelectorAll("#file-text .ln").forEach((line) => line.normalize());
+    marks = [];
+    current = -1;
+  }
+
+  // Marks every match of ``text`` (case-insensitive) in the log's lines, as text nodes: the lines'
+  // text is never parsed as HTML.
+  function find(text, jump = true) {
+    clearMarks();
+    const said = document.getElementById("log-matches");
+    if (!text) {
+      if (said) said.textContent = "";
+      return;
+    }
+    const needle = text.toLowerCase();
+    for (const line of document.querySelectorAll("#file-text .ln")) {
+      const content = line.textContent;
+      const lower = content.toLowerCase();
+      let at = lower.indexOf(needle);
+      if (at < 0) continue;
+      const parts = document.createDocumentFragment();
+      let from = 0;
+      while (at >= 0 && marks.length < MAX_MARKS) {
+        parts.append(document.createTextNode(content.slice(from, at)));
+        const mark = document.createElement("mark");
+        mark.textContent = content.slice(at, at + needle.length);
+        parts.append(mark);
+        marks.push(mark);
+        from = at + needle.length;
+        at = lower.indexOf(needle, from);
+      }
+      parts.append(document.createTextNode(content.slice(from)));
+      line.replaceChildren(parts);
+      if (marks.length >= MAX_MARKS) break;
+    }
+    if (said) {
+      said.textContent = marks.length ? `${marks.length}${marks.length >= MAX_MARKS ? "+" : ""} found` : "Not found in the lines shown";
+    }
+    if (jump && marks.length) step(1);
+  }
+
+  function step(direction) {
+    if (!marks.length) return;
+    if (current >= 0) marks[current].classList.remove("current");
+    current = (current + direction + marks.length) % marks.length;
+    const mark = marks[current];
+    mark.classList.add("current");
+    if (follow()) follow().checked = false; // reading a match: stop following the tail
+    mark.scrollIntoView({ block: "center" });
+    const said = document.getElementById("log-matches");
+    if (said) said.textContent = `${current + 1} of ${marks.length}`;
+  }
+
+  let typing;
+  document.addEventListener("input", (event) => {
+    if (event.target.id !== "log-search") return;
+    clearTimeout(typing);
+    typing = setTimeout(() => find(event.target.value), 200);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.target.id === "log-search" && event.key === "Enter") {
+      event.preventDefault();
+      step(event.shiftKey ? -1 : 1);
+    }
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUp);
+  else setUp();
+})();

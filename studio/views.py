@@ -1135,6 +1135,9 @@ def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str
         (log.path, log.size, "log") for log in run.logs.all()
     ]
     files.sort()
+    if not path:  # the tab opens on the run's log, as Azure ML's and W&B's do
+        logs = [p for p, _, k in files if k == "log"]
+        path = LOG_PATH if LOG_PATH in logs or (not logs and not run.is_ended) else next(iter(logs), "")
     context: dict[str, Any] = {"files": files, "selected": path}
     kind = next((k for p, _, k in files if p == path), None)
     if kind is None and path.startswith("logs/") and not run.is_ended:
@@ -1143,9 +1146,12 @@ def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str
         size = next((s for p, s, k in files if p == path and k == "log"), 0)
         end = size if before is None else min(before, size)
         data, start = _read_log_before(run, path, end)
+        if end == size and not run.is_ended:  # a line still being written comes with the tail, whole
+            data, end = _whole_lines(data, start)
         context.update(
             viewer="log",
             text=data.decode(errors="replace"),
+            first_line=_lines_before(run, path, start),
             start=start,
             offset=end,
             size=size,
@@ -1166,6 +1172,34 @@ def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str
 
 # A log is shown this much at a time: its end first, then as much again per "Show earlier output".
 LOG_VIEW_BYTES = 1024 * 1024
+LOG_PATH = "logs/std_log.txt"  # the runner's (runs/runner.py)
+# Line numbers count the lines before the part shown, read through the log; past this, a part is
+# numbered from where it starts (the log is too long to count on every view).
+LINE_COUNT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _whole_lines(data: bytes, start: int) -> tuple[bytes, int]:
+    """``data`` (a log's bytes from ``start``) up to its last line break, and where that ends: a live
+    log's last line may be half written, and is shown once whole (or once it is a part long)."""
+    cut = data.rfind(b"\n") + 1
+    if cut == 0 and len(data) < LOG_VIEW_BYTES:
+        return b"", start
+    return (data[:cut], start + cut) if cut else (data, start + len(data))
+
+
+def _lines_before(run: Run, path: str, offset: int) -> int | None:
+    """How many lines a log has before byte ``offset`` (its line numbers start after them); None
+    for a log too long to count (LINE_COUNT_MAX_BYTES)."""
+    if offset > LINE_COUNT_MAX_BYTES:
+        return None
+    lines, at = 0, 0
+    while at < offset:
+        data, at_next = run.read_log(path, at, limit=min(LOG_VIEW_BYTES, offset - at))
+        if not data:
+            break
+        lines += data.count(b"\n")
+        at = at_next
+    return lines
 
 
 def _read_log_before(run: Run, path: str, end: int) -> tuple[bytes, int]:
@@ -1204,10 +1238,20 @@ def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpR
     context: dict[str, Any] = {"access": access, "run": run, "selected": path}
     if before is not None:
         data, start = _read_log_before(run, path, before)
-        context.update(text=data.decode(errors="replace"), start=start)
+        context.update(text=data.decode(errors="replace"), start=start, first_line=_lines_before(run, path, start))
         return render(request, "studio/run_detail.html#log-earlier-part", context)
-    data, offset = run.read_log(path, form.cleaned_data["after"] or 0, limit=LOG_VIEW_BYTES)
-    context.update(text=data.decode(errors="replace"), offset=offset, more=not (run.is_ended and not data))
+    after = form.cleaned_data["after"] or 0
+    ended = run.is_ended  # read before the log: a run that ended has written all of it
+    data, offset = run.read_log(path, after, limit=LOG_VIEW_BYTES)
+    if not ended:
+        data, offset = _whole_lines(data, after)
+    size = run.logs.filter(path=path).values_list("size", flat=True).first() or 0
+    context.update(
+        text=data.decode(errors="replace"),
+        offset=offset,
+        more=not (ended and offset >= size),
+        size=size,
+    )
     return render(request, "studio/run_detail.html#log-tail", context)
 
 

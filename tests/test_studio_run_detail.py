@@ -151,10 +151,17 @@ def test_the_log_tail_follows_with_a_cursor_until_the_run_ends(client: Client, r
     run.append_log("logs/std_log.txt", 8, b"epoch 2 <script>x</script>\n")
     tail = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 8})
     body = tail.content.decode()
-    assert body.startswith("epoch 2 &lt;script&gt;") and "after=35" in body and 'hx-trigger="every 2s"' in body
+    assert body.startswith('<span class="ln">epoch 2 &lt;script&gt;x&lt;/script&gt;</span>\n')  # a line, escaped
+    assert "after=35" in body and 'hx-trigger="every 2s"' in body
+    assert '<span id="log-size" hx-swap-oob="true">35' in body  # its size in the file list follows
+    run.append_log("logs/std_log.txt", 35, b"epoch 3 half")
+    half = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 35}).content.decode()
+    assert "epoch 3" not in half and "after=35" in half  # a line still being written waits until it is whole
     run.transition(Run.Status.COMPLETED)
-    done = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 35})
-    assert done.content.decode().strip() == ""  # nothing new, and no poller: polling stops
+    last = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 35}).content.decode()
+    assert '<span class="ln">epoch 3 half</span>' in last and "hx-trigger" not in last  # the end, whole
+    done = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 47}).content.decode()
+    assert "ln" not in done and "hx-trigger" not in done  # nothing new, and no poller: polling stops
     assert client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": "x"}).status_code == 400
 
 

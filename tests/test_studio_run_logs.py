@@ -42,12 +42,16 @@ def as_user(client: Client, user: Any) -> Client:
 
 
 def shown_text(response: Any) -> str:
-    """The log text of a page or fragment, without the controls around it, unescaped."""
+    """The log text of a page or fragment, without the controls around it or the line elements
+    (one ``<span class="ln">`` a line), unescaped."""
     body = response.content.decode()
-    if '<pre id="file-text">' in body:
-        body = body[body.index('<pre id="file-text">') + len('<pre id="file-text">') : body.index("</pre>")]
+    if found := re.search(r'<pre id="file-text"[^>]*>(.*?)</pre>', body, flags=re.S):
+        body = found.group(1)
     body = re.sub(r'<span class="earlier">.*?</span>', "", body, flags=re.S)
     body = re.sub(r'<span class="tail".*?></span>', "", body, flags=re.S)
+    body = re.sub(r'<span id="log-size".*?</span>', "", body, flags=re.S)
+    body = re.sub(r'<span class="log-part[^"]*"[^>]*>', "", body)
+    body = body.replace('<span class="ln">', "").replace("</span>", "")
     return body.replace("&#x27;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -132,3 +136,23 @@ def test_logs_are_for_members_only_and_checked(
     first = client.get(url(run, "logs/"), {"path": LOG, "before": 500})
     assertNotContains(first, "Show earlier output")
     assert shown_text(first).startswith("line 0000000")
+
+
+def test_the_tab_opens_on_the_log_numbered_from_the_lines_before_it(client: Client, run: Run, alice: Any) -> None:
+    data, size = write_log(run, 25_000)
+    page = as_user(client, alice).get(url(run, "outputs/"))  # no file asked for: the log
+    assertContains(page, '<pre id="file-text" class="log">')
+    first = int(re.search(r'<span class="log-part" style="counter-reset: line (\d+)">', page.content.decode())[1])
+    assert shown_text(page).startswith(f"line {first:07d} ")  # line n+1 of the log is "line n"
+    before = earlier_offset(page)
+    part = client.get(url(run, "logs/"), {"path": LOG, "before": before}, headers={"HX-Request": "true"})
+    earlier = int(re.search(r'counter-reset: line (\d+)"', part.content.decode())[1])
+    assert shown_text(part).startswith(f"line {earlier:07d} ")
+    assertContains(page, 'id="log-search"')
+    assertContains(page, 'id="log-follow"')  # the run is active: its log is followed
+
+
+def test_a_progress_bar_shows_as_a_terminal_leaves_it(client: Client, run: Run, alice: Any) -> None:
+    run.append_log(LOG, 0, b"epoch 1\n 10%\r 50%\r100%\nok\r\n")
+    page = as_user(client, alice).get(url(run, "outputs/"), {"file": LOG}).content.decode()
+    assert '<span class="ln">100%</span>' in page and '<span class="ln">ok</span>' in page and " 50%" not in page

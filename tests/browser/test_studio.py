@@ -125,18 +125,37 @@ def test_the_logs_tab_shows_new_output_from_a_running_script(
         tmp_path,
         """
         import time
-        for step in range(60):
+        for step in range(200):
             print(f"epoch {step} done", flush=True)
-            time.sleep(0.5)
+            time.sleep(0.1)
         """,
     )
     page = login_as(alice)
-    page.goto(f"{live_server.url}/w/default/runs/{run.id}/outputs/?file=logs/std_log.txt")
+    page.set_viewport_size({"width": 1200, "height": 600})
+    page.goto(f"{live_server.url}/w/default/runs/{run.id}/outputs/")  # the tab opens on the log
     text = page.locator("#file-text")
     expect(text).to_contain_text("epoch 1 done", timeout=15_000)
     first = text.inner_text()
-    expect(text).to_contain_text("epoch 8 done", timeout=15_000)  # arrived while the page stayed open
+    expect(text).to_contain_text("epoch 40 done", timeout=15_000)  # arrived while the page stayed open
     assert len(text.inner_text()) > len(first)
+    at_end = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 30"
+    assert text.evaluate("el => el.scrollHeight > el.clientHeight")  # it scrolls, in its own pane
+    page.wait_for_function(f"({at_end})(document.getElementById('file-text'))")  # following the tail
+    # Scrolling up stops following; "Jump to end" comes back to the tail.
+    text.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    expect(page.get_by_label("Follow")).not_to_be_checked()
+    expect(page.get_by_role("button", name="Jump to end")).to_be_visible()
+    page.wait_for_timeout(2500)  # more lines arrive, and the view stays where the reader is
+    assert text.evaluate("el => el.scrollTop") == 0
+    page.get_by_role("button", name="Jump to end").click()
+    expect(page.get_by_label("Follow")).to_be_checked()
+    # Search: matches marked, then the next one.
+    page.get_by_label("Search the log").fill("epoch 3")
+    expect(page.locator("#log-matches")).to_contain_text("1 of ")
+    assert text.locator("mark").count() >= 11  # epoch 3, 30..39
+    page.get_by_role("button", name="Next match").click()
+    expect(page.locator("#log-matches")).to_contain_text("2 of ")
+    assert text.locator(".ln").first.evaluate("el => getComputedStyle(el, '::before').content") == "counter(line)"
     assert Run.objects.get(run_id=run.id).status == Run.Status.RUNNING
     run.cancel()
     assert run.wait_for_completion()["status"] == "Canceled"  # no runner outlives the test
