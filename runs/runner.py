@@ -13,7 +13,9 @@ so it runs on any machine that can reach the studio.
 4. While it runs: stdout and stderr go to ``logs/std_log.txt``, shipped every half second by byte
    offset (a chunk sent twice is stored once); a heartbeat every second, whose answer tells of a
    cancel request. On cancel: SIGTERM to the whole process group, SIGKILL after the run's grace
-   period.
+   period. System metrics (``runs.sdk.system_metrics``) of the script's process tree are sampled
+   from here, not from the script (STUDIO_SYSTEM_METRICS_BY_RUNNER tells its SDK so), until the
+   script exits or its run ends; their last points are sent before the run is ended.
 5. When the script is gone, whatever it left behind goes too: the process group, and (the runner
    being a child subreaper) orphans that left the group.
 6. Ships the rest of the output, uploads ``outputs/``, and ends the run: Canceled after a cancel;
@@ -42,7 +44,9 @@ from typing import Any
 
 import requests
 
+from runs.sdk import system_metrics
 from runs.sdk._http import Client, path_quote
+from runs.sdk._sender import sender
 from runs.sdk._snapshot import extract_snapshot
 from runs.sdk.exceptions import ConflictException, ServiceException, StudioException
 from runs.sdk.workspace import Workspace
@@ -125,6 +129,7 @@ class Supervisor:
             "STUDIO_TOKEN": self.workspace._token,
             "STUDIO_WORKSPACE": self.workspace.name,
             "PYTHONUNBUFFERED": "1",
+            system_metrics.RUNNER_VARIABLE: self.run_id,  # sampled from here: not again from the script
         }
         script = source / details["script"]
         with log_file.open("ab") as output, _watchdog(marker, grace) as watchdog:
@@ -143,13 +148,17 @@ class Supervisor:
             ]
             for reader in readers:
                 reader.start()
+            sampling = system_metrics.start_for_run(self.client, self.run_id, pid=process.pid)
             canceled_at: float | None = None
             next_heartbeat = 0.0
             while process.poll() is None:
                 now = time.monotonic()
                 if now >= next_heartbeat:
                     next_heartbeat = now + HEARTBEAT_EVERY
-                    if canceled_at is None and self._heartbeat() == "CancelRequested":
+                    status = self._heartbeat()
+                    if status in TERMINAL:  # the script ended its run itself: it takes no more points
+                        system_metrics.stop_for_run(self.run_id)
+                    if canceled_at is None and status == "CancelRequested":
                         canceled_at = now
                         log.info("run %s: cancel requested; SIGTERM to the process group", self.run_id)
                         _signal_group(process.pid, signal.SIGTERM)
@@ -157,10 +166,13 @@ class Supervisor:
                     _signal_group(process.pid, signal.SIGKILL)
                 self._ship(log_file)
                 time.sleep(SHIP_EVERY)
+            system_metrics.stop_for_run(self.run_id)
             _stop_everything_left(process.pid, spare=watchdog)
             for reader in readers:
                 reader.join(timeout=10)
         self._ship(log_file, final=True)
+        if sampling is not None and not sender().flush(self.run_id, timeout=60):
+            log.warning("run %s: system metrics could not all be sent before the run ends", self.run_id)
         return process.returncode, canceled_at is not None
 
     def _copy(self, pipe: Any, output: Any, is_stderr: bool) -> None:

@@ -87,6 +87,13 @@ class MetricSender:
             self._ensure_thread()
             self._cond.notify_all()
 
+    def enqueue_many(self, client: Client, run_id: str, points: list[dict[str, Any]]) -> None:
+        """Queue several points at once: the thread takes none of them before all are queued, so
+        they leave in one batch (the lock is re-entrant)."""
+        with self._cond:
+            for point in points:
+                self.enqueue(client, run_id, point)
+
     def watch(self, client: Client, run_id: str) -> None:
         """Heartbeat for this run until ``unwatch``."""
         with self._cond:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from runs import wire
+from runs.sdk import system_metrics
 from runs.sdk._http import path_quote
 from runs.sdk._query import run_filter
 from runs.sdk._sender import sender
@@ -53,6 +54,10 @@ class Run:
         """An interactive run this process started: it heartbeats until this process ends it."""
         run = cls._from_details(experiment, details)
         sender().watch(run._client, run.id)
+        if details.get("parentRunId") is None:
+            # Children made here share this process: the parent's samples already cover them.
+            run_id = run.id
+            system_metrics.start_for_run(run._client, run_id, keep_going=lambda: run_id in sender().watched())
         return run
 
     @classmethod
@@ -62,7 +67,10 @@ class Run:
         script also runs on its own."""
         run_id = os.environ.get("STUDIO_RUN_ID")
         if run_id:
-            return cls.get(Workspace.from_config(), run_id)
+            run = cls.get(Workspace.from_config(), run_id)
+            if os.environ.get(system_metrics.RUNNER_VARIABLE) != run_id:  # the runner samples it otherwise
+                system_metrics.start_for_run(run._client, run_id)
+            return run
         if not allow_offline:
             raise UserErrorException("not inside a submitted run (STUDIO_RUN_ID is not set)")
         return OfflineRun()
@@ -132,6 +140,11 @@ class Run:
     def _path(self, suffix: str = "") -> str:
         return f"runs/{path_quote(self._id)}/{suffix}"
 
+    def get_portal_url(self) -> str:
+        """The run's page in the studio, as Azure ML's ``run.get_portal_url()`` gives its studio's."""
+        workspace = path_quote(self.experiment.workspace.name)
+        return f"{self._client.url}/w/{workspace}/runs/{path_quote(self._id)}/"
+
     def get_details(self) -> dict[str, Any]:
         """runId, displayName, description, status, target, startTimeUtc, endTimeUtc (once ended),
         properties, tags, submittedBy, logFiles, error (when failed), ...; null values left out."""
@@ -145,6 +158,7 @@ class Run:
 
     def complete(self, set_status: bool = True) -> None:
         """Send the metrics still queued, then mark the run Completed."""
+        system_metrics.stop_for_run(self._id)
         self.flush()
         if set_status:
             self._details = self._client.post(self._path("status/"), {"status": "Completed"})
@@ -155,6 +169,7 @@ class Run:
     ) -> None:
         """Send the queued metrics, then mark the run Failed. ``error_details`` may be an exception:
         its type becomes the code, its message the message, and its traceback the details."""
+        system_metrics.stop_for_run(self._id)
         self.flush()
         if not set_status:
             return
@@ -170,6 +185,7 @@ class Run:
 
     def cancel(self) -> None:
         """Cancel the run: at once for an interactive run; a script run's runner is asked to stop it."""
+        system_metrics.stop_for_run(self._id)
         self._details = self._client.post(self._path("cancel/"))
         sender().unwatch(self._id)
 
@@ -180,6 +196,7 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.status in TERMINAL_STATUSES:  # the block ended the run itself
+            system_metrics.stop_for_run(self._id)
             self.flush()
             return
         try:
@@ -214,7 +231,7 @@ class Run:
         (default: stdout)."""
         out = stream or sys.stdout
         if show_output:
-            print(f"RunId: {self.id}\nWeb View: {self._client.url}/api/v1/runs/{self.id}/\n", file=out, flush=True)
+            print(f"RunId: {self.id}\nWeb View: {self.get_portal_url()}\n", file=out, flush=True)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         offset = 0
         while True:
