@@ -44,6 +44,7 @@
  *     "x", "y"  lists of the same length: the points, in x order.
  *     "t"       optional list as long as "x": each point's wall time in epoch seconds (float),
  *               for the X axis control; a null "t" leaves the point out in time.
+ *     "t0"      optional number: "t" holds seconds after it (epoch seconds), not epoch seconds.
  *     "labels"  optional list as long as "x": each point's name (a run), shown on hover in the
  *               legend, as "name · xLabel=x · y" (mainly for a scatter's points).
  *     "band"    optional {"lo": [...], "hi": [...]} as long as "x": a range drawn around the line
@@ -427,6 +428,10 @@
         if (s[key] != null && (!Array.isArray(s[key]) || s[key].length !== s.x.length)) {
           throw new Error(`series ${i}'s "${key}" needs to be a list as long as "x"`);
         }
+      }
+      // "t0": the times are seconds after it (shorter to send than whole epoch seconds).
+      if (typeof s.t0 === "number" && Array.isArray(s.t)) {
+        s.t = s.t.map((t) => (t == null ? null : s.t0 + t));
       }
     });
     return spec;

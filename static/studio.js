@@ -459,3 +459,80 @@ document.addEventListener("click", (event) => {
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUp);
   else setUp();
 })();
+
+// The Metrics tab: an image metric's step slider (without JavaScript, its thumbnails are links), a
+// row or table metric's columns sorted by a click on their header, and any of its columns charted.
+document.addEventListener("input", (event) => {
+  const slider = event.target.closest(".image-slider");
+  if (!slider) return;
+  const figure = slider.closest("figure");
+  const link = figure.querySelectorAll(".image-thumbs a")[slider.value];
+  const image = figure.querySelector(":scope > img");
+  image.src = link.getAttribute("href");
+  image.alt = link.querySelector("img").alt;
+  figure.querySelector(".image-full").href = link.getAttribute("href");
+  figure.querySelector(".image-step").textContent = link.dataset.step || "—";
+  figure.querySelectorAll(".image-thumbs a").forEach((a) => a.classList.toggle("current", a === link));
+});
+document.addEventListener("click", (event) => {
+  const thumb = event.target.closest(".image-thumbs a");
+  if (thumb) {
+    event.preventDefault();
+    const figure = thumb.closest("figure");
+    const slider = figure.querySelector(".image-slider");
+    slider.value = Array.from(figure.querySelectorAll(".image-thumbs a")).indexOf(thumb);
+    slider.dispatchEvent(new Event("input", { bubbles: true }));
+    return;
+  }
+  const sorter = event.target.closest("table.sortable .sort-column");
+  if (!sorter) return;
+  const th = sorter.closest("th");
+  const table = th.closest("table");
+  const index = Array.from(th.parentNode.children).indexOf(th);
+  const descending = th.getAttribute("aria-sort") === "ascending";
+  table.querySelectorAll("th").forEach((other) => other.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+  const key = (row) => {
+    const cell = row.children[index];
+    const raw = cell && cell.dataset.value !== undefined ? cell.dataset.value : null;
+    const asNumber = raw === null ? NaN : Number(raw);
+    return { missing: raw === null, number: asNumber, text: raw || "" };
+  };
+  const rows = Array.from(table.tBodies[0].rows);
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x.missing !== y.missing) return x.missing ? 1 : -1; // empty cells last, either way
+    const order = !Number.isNaN(x.number) && !Number.isNaN(y.number) ? x.number - y.number : x.text.localeCompare(y.text);
+    return descending ? -order : order;
+  });
+  table.tBodies[0].append(...rows);
+});
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-chart-column]");
+  if (!select) return;
+  const box = select.closest(".metric-table");
+  const holder = box.querySelector(".column-chart");
+  holder.replaceChildren();
+  if (select.value === "") return;
+  const index = Number(select.value);
+  const ys = Array.from(box.querySelectorAll("tbody tr")).map((row) => {
+    const cell = row.children[index];
+    const value = cell && cell.dataset.value !== undefined ? Number(cell.dataset.value) : NaN;
+    return Number.isFinite(value) ? value : null;
+  });
+  const label = select.options[select.selectedIndex].text;
+  const chart = document.createElement("div");
+  chart.className = "chart";
+  chart.setAttribute("data-chart", "");
+  chart.setAttribute("data-chart-height", "240");
+  const spec = document.createElement("script");
+  spec.type = "application/json";
+  spec.textContent = JSON.stringify({ title: label, xLabel: "row", series: [{ label, x: ys.map((_, i) => i), y: ys }] });
+  chart.append(spec);
+  holder.append(chart);
+  if (window.studioCharts) window.studioCharts.render(chart);
+});
+document.querySelectorAll(".image-slider").forEach((slider) => { slider.hidden = false; });
+document.body.addEventListener("htmx:afterSwap", () => {
+  document.querySelectorAll(".image-slider").forEach((slider) => { slider.hidden = false; });
+});

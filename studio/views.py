@@ -1062,7 +1062,7 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         context["editing"] = request.GET.get("edit", "") if access.can_write else ""
     elif tab == "metrics":
         context["metrics"] = list(run.metrics.order_by("name"))
-        context["charts"] = _metric_charts(context["metrics"])
+        context.update(_metrics_context(run, context["metrics"]))
     elif tab == "children":
         context.update(_children_context(access, run, children_listed, request.GET.get("cols", "")))
     elif tab == "outputs":
@@ -1107,18 +1107,63 @@ def _children_context(access: WorkspaceAccess, run: Run, children: QuerySet[Run]
     }
 
 
-def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:
-    """A chart per numeric metric, downsampled on the server (at most ~1,000 points a series)."""
-    charts = []
+# A row or table metric shows this many rows on the page (all of them are in get_metrics()).
+METRIC_TABLE_ROWS = 500
+
+
+def _metrics_context(run: Run, metrics: list[Metric]) -> dict[str, Any]:
+    """The Metrics tab, each metric as what it is: a number logged once as a value, numbers over
+    steps as a chart, a list as a chart over its index, rows and tables as tables, images as
+    images with a step slider."""
+    values = [m for m in metrics if m.kind == Metric.Kind.SCALAR and m.count == 1]
+    over_steps = [m for m in metrics if m.kind == Metric.Kind.SCALAR and m.count > 1]
+    charts = _metric_charts(over_steps)
+    tables_shown, images = [], []
     for metric in metrics:
-        if metric.kind != Metric.Kind.SCALAR or metric.min_number is None:
-            continue
-        points = metric.points.order_by("step", "id").values_list("step", "number")
-        steps, values = zip(*points, strict=True) if points else ((), ())
-        steps, values = downsample(list(steps), [_finite(v) for v in values])
-        charts.append(
-            {"title": metric.name, "xLabel": "step", "series": [{"label": metric.name, "x": steps, "y": values}]}
-        )
+        if metric.kind == Metric.Kind.LIST:
+            listed = run.metric_values(metric.name)[metric.name]
+            for number, items in enumerate(listed if metric.count > 1 else [listed]):
+                numbers = [
+                    _finite(v) if isinstance(v, int | float) and not isinstance(v, bool) else None for v in items
+                ]
+                label = metric.name if metric.count == 1 else f"{metric.name} #{number + 1}"
+                charts.append({"title": label, "xLabel": "index",
+                               "series": [{"label": label, "x": list(range(len(numbers))), "y": numbers}]})  # fmt: skip
+        elif metric.kind in (Metric.Kind.ROW, Metric.Kind.TABLE):
+            columns = run.metric_values(metric.name)[metric.name]
+            keys = list(columns)
+            height = max((len(cells) for cells in columns.values()), default=0)
+            rows = [[columns[key][i] if i < len(columns[key]) else None for key in keys] for i in range(height)]
+            tables_shown.append({"metric": metric, "columns": keys, "rows": rows[:METRIC_TABLE_ROWS],
+                                 "more": max(0, height - METRIC_TABLE_ROWS)})  # fmt: skip
+        elif metric.kind == Metric.Kind.IMAGE:
+            points = metric.points.order_by("step", "id").values_list("step", "number", "value")
+            shown = [(step, MetricPoint.decode(number, value)) for step, number, value in points]
+            images.append({"metric": metric, "points": [(step, path) for step, path in shown if isinstance(path, str)]})
+    return {"values": values, "charts": charts, "metric_tables": tables_shown, "images": images}
+
+
+def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:
+    """A chart per numeric metric with its controls (smoothing, log y, x by step or time, zoom),
+    downsampled on the server keeping each bucket's min and max: 1,000 points a series for a few
+    charts, fewer when a grid of them shares the page (a chart half the page wide shows no more).
+    Values go with 6 significant digits (the chart shows about 4; the table below, every digit)
+    and times as tenths of a second after the first point's, so that 50 charts stay under a megabyte."""
+    charts = []
+    shown = [m for m in metrics if m.kind == Metric.Kind.SCALAR and m.min_number is not None]
+    max_points = 1000 if len(shown) <= 4 else 500
+    for metric in shown:
+        points = list(metric.points.order_by("step", "id").values_list("step", "number", "time"))
+        kept, values = downsample(list(range(len(points))), [_finite(number) for _, number, _ in points], max_points)
+        t0 = points[0][2].timestamp() if points else 0.0
+        series = {
+            "label": metric.name,
+            "x": [points[i][0] for i in kept],
+            "y": [None if v is None else float(f"{v:.6g}") for v in values],
+            "t0": round(t0, 3),
+            "t": [round(points[i][2].timestamp() - t0, 1) for i in kept],
+        }
+        charts.append({"title": metric.name, "xLabel": "step", "controls": True, "series": [series]})
     return charts
 
 

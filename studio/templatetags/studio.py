@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import markdown as markdown_lib
 import nh3
 from django import template
 from django.urls import reverse
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.models import Run
@@ -68,6 +69,22 @@ def sort_mark(sort_key: str | None, current: str) -> str:
     if sort_key and current == f"-{sort_key}":
         return "▼"
     return ""
+
+
+@register.filter
+def number(value: Any) -> SafeString | str:
+    """A number rounded for reading (about 4 significant digits), its exact value on hover; other
+    values as they are (None: nothing)."""
+    from studio.tables import readable_number
+
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        exact = repr(value)
+        return format_html(
+            '<span class="num" title="{}" data-exact="{}">{}</span>', exact, exact, readable_number(value)
+        )
+    return str(value)
 
 
 @register.filter

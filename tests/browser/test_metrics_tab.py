@@ -1,0 +1,43 @@
+"""The Metrics tab in a real browser: an image metric is an image whose step slider walks its steps,
+a row metric is a table sorted by a click on a header, and charts come with their controls."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import make_run
+from tests.test_studio_metrics_tab import PNG
+
+
+def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+    run = make_run(workspace, alice, "metrics", display_name="all kinds")
+    run.log_metrics([{"name": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(20)])
+    run.log_metrics(
+        [{"name": "epochs", "kind": "row", "value": {"epoch": e, "loss": [0.3, 0.9, 0.1][e]}} for e in range(3)]
+    )
+    for step in range(3):
+        run.log_metrics([{"name": "tick", "value": step, "step": step}])
+        run.log_image("roc", io.BytesIO(PNG))
+    page = login_as(alice)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_server.url}/w/default/runs/{run.run_id}/metrics/")
+    image = page.locator("figure.metric-image > img")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")  # an image, not its path
+    slider = page.get_by_label("Step of roc")
+    slider.fill("0")
+    expect(image).to_have_attribute("src", f"/api/v1/runs/{run.run_id}/files/outputs/roc.png")
+    table = page.locator(".metric-table table")
+    table.get_by_role("button", name="loss").click()
+    expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text("0.1")
+    table.get_by_role("button", name="loss").click()
+    expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text("0.9")
+    page.locator(".metric-table select").select_option(label="loss")
+    expect(page.locator(".column-chart canvas").first).to_be_visible()
+    loss_chart = page.locator(".chart-grid .chart").first
+    expect(loss_chart.get_by_label("Log y")).to_be_visible()  # the chart's controls
+    assert errors == []
