@@ -21,6 +21,13 @@ settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture(autouse=True)
+def _no_system_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs made by tests are not sampled (a test that outlives the 10 s interval would find system/*
+    metrics among those it checks); tests/test_system_metrics.py turns sampling on for its own."""
+    monkeypatch.setenv("STUDIO_SYSTEM_METRICS", "0")
+
+
+@pytest.fixture(autouse=True)
 def _forget_open_runs() -> Any:
     """Runs a test leaves open are not the SDK's to end at exit: their server is gone by then."""
     yield

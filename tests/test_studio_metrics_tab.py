@@ -29,7 +29,7 @@ def run(workspace: Any, alice: Any) -> Run:
     run.log_metrics([{"name": "curve", "kind": "list", "value": [0.1, 0.4, 0.9]}])
     run.log_metrics([{"name": "epochs", "kind": "row", "value": {"epoch": e, "loss": 0.5 / (e + 1)}} for e in range(3)])
     run.log_metrics([{"name": "confusion", "kind": "table", "value": {"label": ["cat", "dog"], "count": [3, 5]}}])
-    for step in range(3):
+    for _step in range(3):
         run.log_image("roc", io.BytesIO(PNG))
     return run
 
