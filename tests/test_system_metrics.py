@@ -49,6 +49,20 @@ def burn(seconds: float) -> None:
         pass
 
 
+def burn_until_sampled(run_id: str, samples: int, timeout: float = 20.0) -> None:
+    """A child process burns a core (the sampler counts the run's children) until this process's
+    sampler has taken ``samples`` samples: a busy loop here would hold the GIL the sampler needs,
+    and on a loaded machine starve it."""
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and system_metrics._running[run_id].samples < samples:
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+
+
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> float:
     monkeypatch.delenv("STUDIO_SYSTEM_METRICS", raising=False)
@@ -59,7 +73,7 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> float:
 def test_an_interactive_run_is_sampled_until_it_completes_and_not_after(ws: sdk.Workspace, fast: float) -> None:
     run = Experiment(ws, "system").start_logging()
     run.log("loss", 0.5)
-    burn(1.2)
+    burn_until_sampled(run.id, 3)
     run.complete()
     assert not sampler_threads(run.id)
     cpu = points(run.id, "system/cpu_percent")
