@@ -43,12 +43,6 @@ def sampler_threads(run_id: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"studio-system-metrics-{run_id}" and t.is_alive()]
 
 
-def burn(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 def burn_until_sampled(run_id: str, samples: int, timeout: float = 20.0) -> None:
     """A child process burns a core (the sampler counts the run's children) until this process's
     sampler has taken ``samples`` samples: a busy loop here would hold the GIL the sampler needs,
