@@ -1228,7 +1228,7 @@ class Metric(models.Model):
                 height = max((len(c) for c in columns.values()), default=0)
                 chunk = value if self.kind == self.Kind.TABLE else {k: [v] for k, v in value.items()}
                 rows = max((len(c) for c in chunk.values()), default=0)
-                for column in columns.keys() | chunk.keys():
+                for column in [*columns, *(key for key in chunk if key not in columns)]:  # in the order logged
                     cells = columns.setdefault(column, [None] * height)
                     new = list(chunk.get(column, []))
                     cells.extend(new + [None] * (rows - len(new)))

@@ -39,6 +39,7 @@ urlpatterns = [
     path("w/<str:workspace>/runs/<str:run_id>/metrics/", views.run_detail, {"tab": "metrics"}, name="run_metrics"),
     path("w/<str:workspace>/runs/<str:run_id>/children/", views.run_detail, {"tab": "children"}, name="run_children"),
     path("w/<str:workspace>/runs/<str:run_id>/outputs/", views.run_detail, {"tab": "outputs"}, name="run_outputs"),
+    path("w/<str:workspace>/runs/<str:run_id>/system/", views.run_detail, {"tab": "system"}, name="run_system"),
     path("w/<str:workspace>/runs/<str:run_id>/snapshot/", views.run_detail, {"tab": "snapshot"}, name="run_snapshot"),
     path("w/<str:workspace>/runs/<str:run_id>/activity/", views.run_detail, {"tab": "activity"}, name="run_activity"),
     path("w/<str:workspace>/runs/<str:run_id>/child-rows/", views.run_child_rows, name="run_child_rows"),

@@ -1037,7 +1037,9 @@ def _get_run(request: HttpRequest, workspace: str, run_id: str, *, write: bool =
     return access, run
 
 
-TABS = ["overview", "metrics", "children", "outputs", "snapshot", "activity"]
+TABS = ["overview", "metrics", "system", "children", "outputs", "snapshot", "activity"]
+# The system metrics the runner and the SDK sample (runs/sdk/system_metrics.py): the System tab's.
+SYSTEM_PREFIX = "system/"
 
 
 @login_required
@@ -1062,7 +1064,11 @@ def _tab_context(request: HttpRequest, access: WorkspaceAccess, run: Run, tab: s
         context["editing"] = request.GET.get("edit", "") if access.can_write else ""
     elif tab == "metrics":
         context["metrics"] = list(run.metrics.order_by("name"))
-        context.update(_metrics_context(run, context["metrics"]))
+        context.update(_metrics_context(run, [m for m in context["metrics"] if not m.name.startswith(SYSTEM_PREFIX)]))
+    elif tab == "system":
+        system = list(run.metrics.filter(name__startswith=SYSTEM_PREFIX).order_by("name"))
+        context["metrics"] = system
+        context["charts"] = _metric_charts(sorted(system, key=_system_order))
     elif tab == "children":
         context.update(_children_context(access, run, children_listed, request.GET.get("cols", "")))
     elif tab == "outputs":
@@ -1141,6 +1147,13 @@ def _metrics_context(run: Run, metrics: list[Metric]) -> dict[str, Any]:
             shown = [(step, MetricPoint.decode(number, value)) for step, number, value in points]
             images.append({"metric": metric, "points": [(step, path) for step, path in shown if isinstance(path, str)]})
     return {"values": values, "charts": charts, "metric_tables": tables_shown, "images": images}
+
+
+def _system_order(metric: Metric) -> tuple[int, str]:
+    """The System tab's charts: the run's CPU and memory first, then the machine's, then each GPU's."""
+    name = metric.name.removeprefix(SYSTEM_PREFIX)
+    first = ("cpu_percent", "memory_rss_mb", "machine_cpu_percent", "memory_percent")
+    return (first.index(name), name) if name in first else (len(first), name)
 
 
 def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:

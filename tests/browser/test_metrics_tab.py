@@ -41,3 +41,27 @@ def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: An
     loss_chart = page.locator(".chart-grid .chart").first
     expect(loss_chart.get_by_label("Log y")).to_be_visible()  # the chart's controls
     assert errors == []
+
+
+def test_the_system_tab_of_a_submitted_run(
+    login_as: Any, live_server: Any, ws: Any, alice: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    from runs import sdk
+
+    monkeypatch.delenv("STUDIO_SYSTEM_METRICS", raising=False)  # tests/conftest.py turns sampling off
+    monkeypatch.setenv("STUDIO_SYSTEM_METRICS_INTERVAL", "0.5")  # the runner inherits it
+    (tmp_path / "train.py").write_text("import time\nend = time.time() + 3\nwhile time.time() < end:\n    pass\n")
+    run = sdk.Experiment(ws, "system").submit(sdk.ScriptRunConfig(source_directory=str(tmp_path), script="train.py"))
+    assert run.wait_for_completion()["status"] == "Completed"
+    page = login_as(alice)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_server.url}/w/default/runs/{run.id}/system/")
+    charts = page.locator(".system-tab .chart")
+    expect(charts.first.locator("canvas").first).to_be_visible()
+    titles = charts.locator(".u-title").all_inner_texts()
+    assert titles[:2] == ["system/cpu_percent", "system/memory_rss_mb"]  # the run's own first
+    page.goto(f"{live_server.url}/w/default/runs/{run.id}/metrics/")
+    expect(page.locator(".metrics-tab .chart")).to_have_count(0)  # not charted among its own metrics
+    expect(page.locator(".metrics-tab table")).to_contain_text("system/cpu_percent")  # but listed
+    assert errors == []
