@@ -55,7 +55,7 @@ from runs.models import (
 )
 from runs.query import QueryError, keys_by_last_value, literal, sorts_by_computed_value
 from runs.series import downsample
-from studio import grouping, run_filters, tables
+from studio import compare, grouping, run_filters, tables
 from studio.models import DefaultView, SavedView
 from studio.run_filters import FilterEditor, FilterError
 from studio.run_list_state import (
@@ -916,109 +916,52 @@ def view_change(request: HttpRequest, workspace: str, view_id: int, action: str)
     return _to_view(access, view)
 
 
-COMPARE_MAX_RUNS = 20
-
-
 @login_required
 @require_GET
 def run_compare(request: HttpRequest, workspace: str) -> HttpResponse:
-    """The chosen runs side by side (properties, tags, metric summaries; differences marked) and
-    charts: a metric over steps per run, its last value across runs, and it against a property."""
+    """The chosen runs side by side (studio/compare.py): properties, tags, metric summaries, the
+    rows that differ marked (or alone, ``?only_differences=1``), differences from a baseline run
+    (``?baseline=``); and charts: a metric over steps per run, its last value across runs, it
+    against a property, and the runs on parallel axes."""
     access = _get_workspace(request, workspace)
     wanted = list(dict.fromkeys(r for value in request.GET.getlist("runs") for r in value.split(",") if r))
     found = {
         run.run_id: run
-        for run in Run.objects.filter(workspace=access.workspace, run_id__in=wanted[:COMPARE_MAX_RUNS])
+        for run in Run.objects.filter(workspace=access.workspace, run_id__in=wanted[: compare.COMPARE_MAX_RUNS])
         .select_related("experiment")
         .prefetch_related("tag_set", "property_set", "metrics")
     }
     runs = [found[run_id] for run_id in wanted if run_id in found]
+    baseline = found.get(request.GET.get("baseline", ""))
+    only_differences = request.GET.get("only_differences", "") not in ("", "0")
+    rows = compare.compare_rows(runs, baseline)
     metric_names = sorted({m.name for run in runs for m in run.metrics.all() if m.min_number is not None})
     property_names = sorted({p.key for run in runs for p in run.property_set.all()})
     metric = request.GET.get("metric") if request.GET.get("metric") in metric_names else next(iter(metric_names), "")
     prop = (
         request.GET.get("property") if request.GET.get("property") in property_names else next(iter(property_names), "")
     )
+    links = request.GET.copy()
     context = {
         "access": access,
         "runs": runs,
-        "rows": _compare_rows(runs),
+        "baseline": baseline,
+        "rows": [row for row in rows if row.differs] if only_differences else rows,
+        "hidden_rows": sum(not row.differs for row in rows) if only_differences else 0,
+        "only_differences": only_differences,
+        "links": links,
         "metric_names": metric_names,
         "property_names": property_names,
         "metric": metric,
         "property": prop,
-        "too_many": len(wanted) > COMPARE_MAX_RUNS,
-        "missing": [run_id for run_id in wanted[:COMPARE_MAX_RUNS] if run_id not in found],
+        "max_runs": compare.COMPARE_MAX_RUNS,
+        "too_many": len(wanted) > compare.COMPARE_MAX_RUNS,
+        "missing": [run_id for run_id in wanted[: compare.COMPARE_MAX_RUNS] if run_id not in found],
+        "parallel": compare.parallel_axes(runs, [n for n in metric_names if not n.startswith(SYSTEM_PREFIX)]),
     }
     if metric:
-        context.update(_compare_charts(runs, metric, prop))
+        context.update(compare.compare_charts(runs, metric, prop))
     return render(request, "studio/run_compare.html", context)
-
-
-def _label(run: Run) -> str:
-    return run.display_name or run.run_id
-
-
-def _compare_rows(runs: list[Run]) -> list[tuple[str, list[Any], bool]]:
-    """(label, value per run, whether the values differ) for every property, tag and metric."""
-    rows: list[tuple[str, list[Any], bool]] = []
-
-    def add(label: str, values: list[Any]) -> None:
-        rows.append((label, values, len({repr(v) for v in values}) > 1))
-
-    for key in sorted({p.key for run in runs for p in run.property_set.all()}):
-        add(f"property {key}", [next((p.value for p in run.property_set.all() if p.key == key), None) for run in runs])
-    for key in sorted({t.key for run in runs for t in run.tag_set.all()}):
-        add(f"tag {key}", [next((t.value or "✓" for t in run.tag_set.all() if t.key == key), None) for run in runs])
-    add("status", [run.status for run in runs])
-    for name in sorted({m.name for run in runs for m in run.metrics.all()}):
-        metrics = [next((m for m in run.metrics.all() if m.name == name), None) for run in runs]
-        for aggregate in ("last", "min", "max"):
-            values = [tables.format_number(getattr(m, f"{aggregate}_number")) if m else None for m in metrics]
-            if aggregate != "last" and all(v is None for v in values):
-                continue
-            add(f"{name} ({aggregate})", values)
-    return rows
-
-
-def _compare_charts(runs: list[Run], metric: str, prop: str) -> dict[str, Any]:
-    points: dict[int, list[tuple[int, float | None]]] = {}
-    rows = MetricPoint.objects.filter(metric__run__in=runs, metric__name=metric).order_by(
-        "metric__run_id", "step", "id"
-    )
-    for run_pk, step, number in rows.values_list("metric__run_id", "step", "number").iterator(5000):
-        points.setdefault(run_pk, []).append((step, _finite(number)))
-    over_steps = []
-    for run in runs:
-        if series := points.get(run.pk):
-            steps, values = downsample([s for s, _ in series], [v for _, v in series])
-            over_steps.append({"label": _label(run), "x": steps, "y": values})
-    summaries = {run.pk: next((m for m in run.metrics.all() if m.name == metric), None) for run in runs}
-    last_values = [(run, _finite(summaries[run.pk].last_number) if summaries[run.pk] else None) for run in runs]
-    numbers = [v for _, v in last_values if v is not None]
-    top = max((abs(v) for v in numbers), default=0) or 1
-    against = []
-    for run, value in last_values:
-        raw = next((p.value for p in run.property_set.all() if p.key == prop), None)
-        try:
-            x = float(raw) if raw is not None else None
-        except ValueError:
-            x = None
-        if x is not None and value is not None and math.isfinite(x):
-            against.append((x, value, _label(run)))
-    against.sort()
-    return {
-        "chart_steps": {"title": f"{metric} over steps", "xLabel": "step", "series": over_steps},
-        "last_values": [(run, value, abs(value) / top * 100 if value is not None else 0) for run, value in last_values],
-        "chart_property": {
-            "title": f"{metric} (last) against {prop}",
-            "xLabel": prop,
-            "kind": "scatter",
-            "series": [{"label": metric, "x": [x for x, _, _ in against], "y": [y for _, y, _ in against]}],
-        }
-        if against
-        else None,
-    }
 
 
 def _get_run(request: HttpRequest, workspace: str, run_id: str, *, write: bool = False) -> tuple[WorkspaceAccess, Run]:
