@@ -536,3 +536,17 @@ document.querySelectorAll(".image-slider").forEach((slider) => { slider.hidden =
 document.body.addEventListener("htmx:afterSwap", () => {
   document.querySelectorAll(".image-slider").forEach((slider) => { slider.hidden = false; });
 });
+
+// Compare: images of 2 to 4 runs side by side, one step for all of them.
+document.addEventListener("input", (event) => {
+  const slider = event.target.closest(".image-compare-slider");
+  if (!slider) return;
+  const box = slider.closest("[data-image-compare]");
+  const step = slider.dataset.steps.split(",")[slider.value];
+  box.querySelector(".image-step").textContent = step;
+  box.querySelectorAll("figure [data-srcs]").forEach((shown) => {
+    const src = shown.dataset.srcs.split("|")[slider.value];
+    if (shown.tagName === "IMG" && src) shown.src = src;
+    if (shown.tagName === "IMG") shown.style.visibility = src ? "" : "hidden";
+  });
+});

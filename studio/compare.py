@@ -131,6 +131,38 @@ def compare_charts(runs: list[Run], metric: str, prop: str) -> dict[str, Any]:
     }
 
 
+# Images compared side by side: the first runs of the comparison.
+IMAGE_RUNS_MAX = 4
+
+
+def image_steps(runs: list[Run], name: str) -> dict[str, Any] | None:
+    """An image metric of the first IMAGE_RUNS_MAX runs, side by side at each step: the steps any
+    of them logged, and for each run its image at each of those steps (its latest at or before it,
+    so runs that logged at different steps still line up)."""
+    shown = [run for run in runs if any(m.name == name and m.kind == "image" for m in run.metrics.all())]
+    shown = shown[:IMAGE_RUNS_MAX]
+    if not shown:
+        return None
+    points = MetricPoint.objects.filter(metric__run__in=shown, metric__name=name).order_by("step", "id")
+    by_run: dict[int, list[tuple[int, str]]] = {}
+    for run_pk, step, number, value in points.values_list("metric__run_id", "step", "number", "value"):
+        path = MetricPoint.decode(number, value)
+        if isinstance(path, str):
+            by_run.setdefault(run_pk, []).append((step or 0, path))
+    steps = sorted({step for found in by_run.values() for step, _ in found})
+    columns = []
+    for run in shown:
+        found = by_run.get(run.pk, [])
+        paths, at = [], None
+        for step in steps:
+            for logged, path in found:
+                if logged <= step:
+                    at = path
+            paths.append(at)
+        columns.append({"run": run, "paths": paths})
+    return {"name": name, "steps": steps, "columns": columns}
+
+
 def parallel_axes(runs: list[Run], metric_names: list[str]) -> dict[str, Any] | None:
     """The parallel coordinates chart's data: an axis per numeric property (every run's value a
     number) and per metric (its last value), and a line per run; None with fewer than two axes."""

@@ -958,7 +958,13 @@ def run_compare(request: HttpRequest, workspace: str) -> HttpResponse:
         "too_many": len(wanted) > compare.COMPARE_MAX_RUNS,
         "missing": [run_id for run_id in wanted[: compare.COMPARE_MAX_RUNS] if run_id not in found],
         "parallel": compare.parallel_axes(runs, [n for n in metric_names if not n.startswith(SYSTEM_PREFIX)]),
+        "image_names": (
+            image_names := sorted({m.name for run in runs for m in run.metrics.all() if m.kind == "image"})
+        ),
     }
+    if image_names:
+        image = request.GET.get("image") if request.GET.get("image") in image_names else image_names[0]
+        context["images"] = compare.image_steps(runs, image)
     if metric:
         context.update(compare.compare_charts(runs, metric, prop))
     return render(request, "studio/run_compare.html", context)

@@ -4,11 +4,13 @@ brushed to keep runs in a range, and 30 runs scroll sideways inside the table, i
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.conftest import make_run
+from tests.test_studio_metrics_tab import PNG
 
 
 def test_compare_keeps_every_run_and_filters_what_is_alike(
@@ -54,4 +56,22 @@ def test_compare_keeps_every_run_and_filters_what_is_alike(
         label.evaluate("el => el.getBoundingClientRect().left")
         >= pane.evaluate("el => el.getBoundingClientRect().left") - 1
     )
+    assert errors == []
+
+
+def test_images_of_runs_side_by_side_at_one_step(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+    runs = [make_run(workspace, alice, "gan", display_name=f"gan {i}") for i in range(3)]
+    for _step in range(3):
+        for run in runs:
+            run.log_image("samples", io.BytesIO(PNG))
+    page = login_as(alice)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_server.url}/w/default/compare/?runs={','.join(r.run_id for r in runs)}")
+    images = page.locator("[data-image-compare] figure img")
+    expect(images).to_have_count(3)
+    assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
+    page.get_by_label("Step").fill("0")
+    expect(page.locator("[data-image-compare] .image-step")).to_have_text("0")
+    expect(images.nth(1)).to_have_attribute("src", f"/api/v1/runs/{runs[1].run_id}/files/outputs/samples.png")
     assert errors == []
