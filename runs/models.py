@@ -746,8 +746,9 @@ class Run(models.Model):
 
     # -- logs --
 
-    def append_log(self, path: str, offset: int, data: bytes) -> int:
+    def append_log(self, path: str, offset: int, data: bytes, stderr: list[tuple[int, int]] | None = None) -> int:
         """Append ``data`` at byte ``offset`` of the log ``path``; returns the log's new size.
+        ``stderr``: the ranges of these bytes (offsets in the log) that came from stderr.
 
         Offsets make appends idempotent: a chunk sent again (after a timeout) whose bytes are already
         stored changes nothing; a chunk that would leave a gap is refused with the size we have.
@@ -755,6 +756,8 @@ class Run(models.Model):
         path = normalize_file_path(path)
         if len(data) > LOG_CHUNK_MAX_BYTES:
             raise InvalidValue(f"a log chunk holds at most {LOG_CHUNK_MAX_BYTES} bytes", target="body")
+        if stderr and (stderr[0][0] < offset or stderr[-1][1] > offset + len(data)):
+            raise InvalidValue("stderr: the ranges must lie within the bytes sent", target="stderr")
         with transaction.atomic():
             Run.objects.select_for_update().filter(pk=self.pk).exists()  # one appender at a time
             log, _ = RunLog.objects.get_or_create(run=self, path=path)
@@ -769,7 +772,8 @@ class Run(models.Model):
             if data:
                 LogChunk.objects.create(log=log, offset=offset, data=data)
                 log.size += len(data)
-                log.save(update_fields=["size"])
+                log.add_stderr(stderr or [])
+                log.save(update_fields=["size", "stderr_ranges"])
             return log.size
 
     def read_log(self, path: str, after: int = 0, limit: int = LOG_CHUNK_MAX_BYTES) -> tuple[bytes, int]:
@@ -1289,10 +1293,22 @@ class RunLog(models.Model):
     run = models.ForeignKey(Run, models.CASCADE, related_name="logs")
     path = models.CharField(max_length=FILE_PATH_MAX_LENGTH)
     size = models.BigIntegerField(default=0)
+    # The byte ranges ([start, end)) that came from the script's stderr (runs/wire.py), adjacent
+    # ones merged; the studio marks their lines. At most STDERR_RANGES_MAX: past that, no more.
+    stderr_ranges = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["path"]
         constraints = [models.UniqueConstraint(fields=["run", "path"], name="runs_runlog_unique_path")]
+
+    STDERR_RANGES_MAX = 10_000
+
+    def add_stderr(self, ranges: list[tuple[int, int]]) -> None:
+        for start, end in ranges:
+            if self.stderr_ranges and self.stderr_ranges[-1][1] == start:
+                self.stderr_ranges[-1] = [self.stderr_ranges[-1][0], end]  # a line that goes on
+            elif len(self.stderr_ranges) < self.STDERR_RANGES_MAX:
+                self.stderr_ranges.append([start, end])
 
     def iter_bytes(self) -> Iterable[bytes]:
         for chunk in self.chunks.order_by("offset").iterator():

@@ -44,6 +44,7 @@ from typing import Any
 
 import requests
 
+from runs import wire
 from runs.sdk import system_metrics
 from runs.sdk._http import Client, path_quote
 from runs.sdk._sender import sender
@@ -70,6 +71,7 @@ class Supervisor:
         self.path = f"runs/{path_quote(run_id)}/"
         self.shipped = 0
         self.stderr_tail = bytearray()
+        self.stderr_ranges: list[tuple[int, int]] = []  # of the log: what came from stderr
         self._write_lock = threading.Lock()
 
     # -- the API --
@@ -180,12 +182,22 @@ class Supervisor:
         descriptor = pipe.fileno()
         while data := os.read(descriptor, 65536):
             with self._write_lock:
+                start = output.tell()
                 output.write(data)
                 output.flush()
                 if is_stderr:
                     self.stderr_tail += data
                     del self.stderr_tail[:-STDERR_TAIL_BYTES]
+                    if self.stderr_ranges and self.stderr_ranges[-1][1] == start:
+                        self.stderr_ranges[-1] = (self.stderr_ranges[-1][0], start + len(data))
+                    else:
+                        self.stderr_ranges.append((start, start + len(data)))
         pipe.close()
+
+    def _stderr_within(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The stderr ranges of the log's bytes [start, end), cut to them."""
+        with self._write_lock:
+            return [(max(a, start), min(b, end)) for a, b in self.stderr_ranges if a < end and b > start]
 
     def _ship(self, log_file: Path, *, final: bool = False) -> None:
         """Send the log's new bytes, a chunk at a time, from where the studio's copy ends."""
@@ -195,15 +207,18 @@ class Supervisor:
                 file.seek(self.shipped)
                 data = file.read(min(CHUNK, size - self.shipped))
             try:
+                stderr = self._stderr_within(self.shipped, self.shipped + len(data))
                 answer = self.client.request(
                     "POST",
                     self.path + f"logs/{LOG_PATH}",
-                    params={"offset": self.shipped},
+                    params={"offset": self.shipped, **({"stderr": wire.encode_ranges(stderr)} if stderr else {})},
                     data=data,
                     retries=0,
                     retry_unsent_only=False,
                 )
                 self.shipped = answer.json()["size"]
+                with self._write_lock:  # the ranges shipped are the studio's now
+                    self.stderr_ranges = [r for r in self.stderr_ranges if r[1] > self.shipped]
             except ConflictException as error:  # the studio has another length: go on from there
                 self.shipped = min(int(error.details.get("size", self.shipped)), size)
             except (ServiceException, requests.RequestException) as error:

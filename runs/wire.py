@@ -39,3 +39,28 @@ def decode(value: Any) -> Any:
     if isinstance(value, list):
         return [decode(item) for item in value]
     return value
+
+
+# --- Which bytes of a run's log came from stderr ---------------------------------------------------------
+# The runner merges a script's stdout and stderr into one log, in the order they arrive, and says
+# which byte ranges were stderr as it ships each chunk (``?stderr=120-180,300-342``: [start, end)
+# offsets in the log); the studio marks the lines in them.
+
+
+def encode_ranges(ranges: list[tuple[int, int]]) -> str:
+    return ",".join(f"{start}-{end}" for start, end in ranges)
+
+
+def decode_ranges(text: str) -> list[tuple[int, int]]:
+    """``"120-180,300-342"`` as [(120, 180), (300, 342)]; raises ValueError for anything else (a
+    range backwards or empty, ranges out of order or overlapping)."""
+    ranges: list[tuple[int, int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        start_text, sep, end_text = item.partition("-")
+        if not sep or not start_text.isdigit() or not end_text.isdigit():
+            raise ValueError(f"{item!r} is not a byte range such as 120-180")
+        start, end = int(start_text), int(end_text)
+        if end <= start or (ranges and start < ranges[-1][1]):
+            raise ValueError(f"{item!r}: ranges go forwards, in order, without overlapping")
+        ranges.append((start, end))
+    return ranges

@@ -56,6 +56,7 @@ from runs.models import (
 from runs.query import QueryError, keys_by_last_value, literal, sorts_by_computed_value
 from runs.series import downsample
 from studio import compare, grouping, run_filters, tables
+from studio.logs import log_html
 from studio.models import DefaultView, SavedView
 from studio.run_filters import FilterEditor, FilterError
 from studio.run_list_state import (
@@ -1157,7 +1158,7 @@ def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str
             data, end = _whole_lines(data, start)
         context.update(
             viewer="log",
-            text=data.decode(errors="replace"),
+            lines=log_html(data, start, _stderr_of(run, path)),
             first_line=_lines_before(run, path, start),
             start=start,
             offset=end,
@@ -1183,6 +1184,10 @@ LOG_PATH = "logs/std_log.txt"  # the runner's (runs/runner.py)
 # Line numbers count the lines before the part shown, read through the log; past this, a part is
 # numbered from where it starts (the log is too long to count on every view).
 LINE_COUNT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _stderr_of(run: Run, path: str) -> list[list[int]]:
+    return run.logs.filter(path=path).values_list("stderr_ranges", flat=True).first() or []
 
 
 def _whole_lines(data: bytes, start: int) -> tuple[bytes, int]:
@@ -1245,16 +1250,18 @@ def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpR
     context: dict[str, Any] = {"access": access, "run": run, "selected": path}
     if before is not None:
         data, start = _read_log_before(run, path, before)
-        context.update(text=data.decode(errors="replace"), start=start, first_line=_lines_before(run, path, start))
+        context.update(
+            lines=log_html(data, start, _stderr_of(run, path)), start=start, first_line=_lines_before(run, path, start)
+        )
         return render(request, "studio/run_detail.html#log-earlier-part", context)
     after = form.cleaned_data["after"] or 0
     ended = run.is_ended  # read before the log: a run that ended has written all of it
     data, offset = run.read_log(path, after, limit=LOG_VIEW_BYTES)
     if not ended:
         data, offset = _whole_lines(data, after)
-    size = run.logs.filter(path=path).values_list("size", flat=True).first() or 0
+    size, stderr = run.logs.filter(path=path).values_list("size", "stderr_ranges").first() or (0, [])
     context.update(
-        text=data.decode(errors="replace"),
+        lines=log_html(data, after, stderr),
         offset=offset,
         more=not (ended and offset >= size),
         size=size,

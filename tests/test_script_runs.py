@@ -80,6 +80,9 @@ def test_a_submitted_script_runs_logs_and_completes(ws: sdk.Workspace, tmp_path:
     assert details["status"] == "Completed", details
     assert f"training with lr=0.01 in run {run.id}" in printed
     assert "a warning" in printed
+    log = RunModel.objects.get(run_id=run.id).logs.get(path="logs/std_log.txt")
+    data = b"".join(log.iter_bytes())
+    assert [data[a:b] for a, b in log.stderr_ranges] == [b"a warning\n"]  # the runner said which bytes were stderr
     assert run.get_metrics() == {"loss": [1.0, 0.5, 1 / 3]}
     assert "outputs/model.txt" in run.get_file_names()
     assert "logs/std_log.txt" in details["logFiles"]

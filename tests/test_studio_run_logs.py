@@ -51,7 +51,7 @@ def shown_text(response: Any) -> str:
     body = re.sub(r'<span class="tail".*?></span>', "", body, flags=re.S)
     body = re.sub(r'<span id="log-size".*?</span>', "", body, flags=re.S)
     body = re.sub(r'<span class="log-part[^"]*"[^>]*>', "", body)
-    body = body.replace('<span class="ln">', "").replace("</span>", "")
+    body = re.sub(r'<span class="ln[^"]*">', "", body).replace("</span>", "")
     return body.replace("&#x27;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -156,3 +156,18 @@ def test_a_progress_bar_shows_as_a_terminal_leaves_it(client: Client, run: Run, 
     run.append_log(LOG, 0, b"epoch 1\n 10%\r 50%\r100%\nok\r\n")
     page = as_user(client, alice).get(url(run, "outputs/"), {"file": LOG}).content.decode()
     assert '<span class="ln">100%</span>' in page and '<span class="ln">ok</span>' in page and " 50%" not in page
+
+
+def test_stderr_lines_are_marked(client: Client, run: Run, alice: Any, alice_api: Any) -> None:
+    data = b"epoch 1\nWarning: slow\nepoch 2 \xe2\x9c\x93\n"
+    run.append_log(LOG, 0, data[:8])
+    run.append_log(LOG, 8, data[8:], stderr=[(8, 22)])
+    run.append_log(LOG, len(data), b"  raise\n", stderr=[(len(data), len(data) + 8)])
+    page = as_user(client, alice).get(url(run, "outputs/"), {"file": LOG}).content.decode()
+    assert '<span class="ln">epoch 1</span>' in page and '<span class="ln err">Warning: slow</span>' in page
+    assert '<span class="ln">epoch 2 ✓</span>' in page and '<span class="ln err">  raise</span>' in page
+    refused = alice_api.post(
+        f"/api/v1/runs/{run.run_id}/logs/{LOG}?offset={len(data) + 8}&stderr=5-3", b"x",
+        content_type="application/octet-stream",
+    )  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["error"]["target"] == "stderr"

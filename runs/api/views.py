@@ -662,7 +662,10 @@ def run_file(request: Request, run_id: str, path: str) -> Response | FileRespons
 @extend_schema(
     methods=["POST"],
     request=schema.BINARY,
-    parameters=[OpenApiParameter("offset", int, required=True, description="where these bytes start")],
+    parameters=[
+        OpenApiParameter("offset", int, required=True, description="where these bytes start"),
+        OpenApiParameter("stderr", str, description="the ranges of them from stderr: `120-180,300-342` ([start, end))"),
+    ],
     responses={200: schema.LogSize, **schema.errors(400, 403, 404, 409)},
 )
 @api_view(["GET", "POST"])
@@ -673,7 +676,11 @@ def run_log(request: Request, run_id: str, path: str) -> Response | HttpResponse
     run = _get_run(request, run_id, write=request.method == "POST")
     if request.method == "POST":
         offset = _int_param(request, "offset")
-        return Response({"size": run.append_log(path, offset, request.body)})
+        try:
+            stderr = wire.decode_ranges(request.query_params.get("stderr", ""))
+        except ValueError as error:
+            raise InvalidValue(f"stderr: {error}", target="stderr") from None
+        return Response({"size": run.append_log(path, offset, request.body, stderr)})
     data, next_offset = run.read_log(path, _int_param(request, "after", default=0))
     response = HttpResponse(data, content_type="application/octet-stream")
     response["X-Next-Offset"] = str(next_offset)

@@ -9,7 +9,7 @@ import markdown as markdown_lib
 import nh3
 from django import template
 from django.urls import reverse
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from runs.models import Run
@@ -85,22 +85,6 @@ def number(value: Any) -> SafeString | str:
             '<span class="num" title="{}" data-exact="{}">{}</span>', exact, exact, readable_number(value)
         )
     return str(value)
-
-
-@register.filter
-def log_lines(text: str) -> SafeString:
-    """Log text as one element a line (studio.css numbers them and studio.js searches them). A line
-    redrawn with carriage returns (a progress bar) shows as a terminal leaves it: its last state."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the text ends with a line break
-    out = []
-    for line in lines:
-        line = line.rstrip("\r")
-        if "\r" in line:
-            line = line.rsplit("\r", 1)[1]
-        out.append(f'<span class="ln">{escape(line)}</span>\n')
-    return mark_safe("".join(out))  # noqa: S308 (each line escaped)
 
 
 @register.filter
