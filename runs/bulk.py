@@ -270,13 +270,16 @@ def _top(run: Run, family: dict[int, Run], tops: set[int]) -> Run:
     return run
 
 
-def _restore(runs: list[Run], user: Any, result: BulkResult) -> None:
-    chosen = []
+def _archived_only(runs: list[Run], result: BulkResult, reason: str) -> list[Run]:
+    """The archived ones of ``runs``; each other one is skipped for ``reason``."""
     for run in runs:
         if run.archived_at is None:
-            result.skip(run.run_id, "is not archived")
-        else:
-            chosen.append(run)
+            result.skip(run.run_id, reason)
+    return [run for run in runs if run.archived_at is not None]
+
+
+def _restore(runs: list[Run], user: Any, result: BulkResult) -> None:
+    chosen = _archived_only(runs, result, "is not archived")
     _set_archived(_with_descendants(chosen), None, user, RunChange.Action.RESTORE)
     result.changed += len(chosen)
 
@@ -290,12 +293,7 @@ def _set_archived(family: list[Run], at: Any, user: Any, action: str) -> None:
 def _purge(runs: list[Run], result: BulkResult) -> None:
     """Each archived run, with its child runs and every file they stored, deleted for good. The
     files go once the transaction has committed: a purge that fails deletes nothing."""
-    chosen = []
-    for run in runs:
-        if run.archived_at is None:
-            result.skip(run.run_id, "is not archived: archive it first, then purge it")
-        else:
-            chosen.append(run)
+    chosen = _archived_only(runs, result, "is not archived: archive it first, then purge it")
     family = [run.pk for run in _with_descendants(chosen)]
     stored = [
         *RunFile.objects.filter(run__in=family).values_list("storage_name", flat=True),

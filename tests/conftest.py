@@ -4,6 +4,7 @@ charlie is a stranger to it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from runs import sdk
+from runs.cli import main
 from runs.models import ApiToken, Experiment, Membership, Run, RunSpec, Workspace
 from tests.proxy import TCPProxy
 
@@ -159,3 +161,13 @@ def proxy(live_server: Any) -> Iterator[TCPProxy]:
 @pytest.fixture
 def proxied_ws(proxy: TCPProxy, alice: User, workspace: Workspace) -> sdk.Workspace:
     return sdk.Workspace("default", url=proxy.url, token=token_for(alice))
+
+
+@pytest.fixture
+def attached(live_server: Any, alice: Any, workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder attached to the default workspace with `studio folder attach`."""
+    for name in ("STUDIO_URL", "STUDIO_TOKEN", "STUDIO_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["folder", "attach", "-w", "default", "--url", live_server.url, "--token", token_for(alice)]) == 0
+    return tmp_path

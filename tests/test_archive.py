@@ -17,7 +17,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from runs import sdk
 from runs.cli import main
 from runs.models import Experiment, Metric, Run, RunChange, RunFile, RunSpec, Snapshot
-from tests.conftest import api_client, make_run, token_for
+from tests.conftest import api_client, make_run
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/workspaces/default"
@@ -181,13 +181,7 @@ def test_the_studio_archives_from_a_runs_page_and_restores_it(
     assertContains(archive_all, "Purge 0 runs?")  # nothing archived now
 
 
-def test_the_sdk_and_cli_list_and_act_on_archived_runs(
-    live_server: Any, alice: Any, workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    for name in ("STUDIO_URL", "STUDIO_TOKEN", "STUDIO_WORKSPACE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert main(["folder", "attach", "-w", "default", "--url", live_server.url, "--token", token_for(alice)]) == 0
+def test_the_sdk_and_cli_list_and_act_on_archived_runs(attached: Path, capsys: Any) -> None:
     capsys.readouterr()
     ws = sdk.Workspace.from_config()
     exp = sdk.Experiment(ws, "cli-archive")

@@ -17,19 +17,8 @@ import yaml
 
 from runs import sdk
 from runs.cli import build_parser, main
-from tests.conftest import token_for
 
 STUDIO = shutil.which("studio", path=os.path.dirname(sys.executable))
-
-
-@pytest.fixture
-def attached(live_server: Any, alice: Any, workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project folder attached to the default workspace with `studio folder attach`."""
-    for name in ("STUDIO_URL", "STUDIO_TOKEN", "STUDIO_WORKSPACE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert main(["folder", "attach", "-w", "default", "--url", live_server.url, "--token", token_for(alice)]) == 0
-    return tmp_path
 
 
 def studio(capsys: Any, *argv: str) -> Any:

@@ -10,7 +10,7 @@ import pytest
 from runs.cli import main
 from runs.models import AlertRule, Workspace
 from tests.conftest import make_run, token_for
-from tests.test_cli import attached, studio  # noqa: F401  (attached: a fixture, found by pytest by its name here)
+from tests.test_cli import studio
 
 pytestmark = pytest.mark.usefixtures("attached")  # every test runs in a folder attached as alice
 

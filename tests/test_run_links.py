@@ -13,7 +13,6 @@ import requests
 
 from runs import sdk
 from runs.cli import main
-from tests.conftest import token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,13 +31,7 @@ def test_the_portal_url_is_the_runs_studio_page(ws: sdk.Workspace, live_server: 
     assert requests.get(url, timeout=10, allow_redirects=False).status_code == 302  # to the login page
 
 
-def test_run_show_gives_the_error_flat(
-    live_server: Any, alice: Any, workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    for name in ("STUDIO_URL", "STUDIO_TOKEN", "STUDIO_WORKSPACE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert main(["folder", "attach", "-w", "default", "--url", live_server.url, "--token", token_for(alice)]) == 0
+def test_run_show_gives_the_error_flat(attached: Path, capsys: Any) -> None:
     run = sdk.Experiment(sdk.Workspace.from_config(), "links").start_logging()
     run.fail(error_details=RuntimeError("out of memory"))
     capsys.readouterr()
