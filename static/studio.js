@@ -331,6 +331,7 @@ document.addEventListener("click", (event) => {
 // ("Follow"), stops when they scroll up ("Jump to end" brings them back), and searches its lines.
 (() => {
   const NEAR_END_PX = 24;
+  const NEAR_TOP_PX = 200;
   const MAX_MARKS = 2000;
   let marks = [];
   let current = -1;
@@ -358,6 +359,13 @@ document.addEventListener("click", (event) => {
       const following = atEnd(el);
       if (follow()) follow().checked = following;
       showJump(!following);
+      // Near the top: the part before comes by itself ("Show earlier output"), the view kept where it is.
+      const earlier = el.querySelector(".earlier a[hx-get]");
+      if (el.scrollTop < NEAR_TOP_PX && earlier && !el.dataset.loading) {
+        el.dataset.loading = "1";
+        el.dataset.fromBottom = String(el.scrollHeight - el.scrollTop);
+        earlier.click();
+      }
     });
   }
 
@@ -377,10 +385,15 @@ document.addEventListener("click", (event) => {
     }
   });
 
-  // New lines arrived (htmx swapped in the tail): keep the end in view while following.
+  // New lines arrived (htmx swapped in the tail): keep the end in view while following. An earlier
+  // part arrived above: keep the lines the reader was on where they were.
   document.body.addEventListener("htmx:afterSwap", () => {
     setUp();
     const el = log();
+    if (el && el.dataset.loading) {
+      el.scrollTop = el.scrollHeight - Number(el.dataset.fromBottom);
+      delete el.dataset.loading;
+    }
     if (el && follow() && follow().checked) toEnd();
     const search = document.getElementById("log-search");
     if (search && search.value) find(search.value, false);
