@@ -563,3 +563,22 @@ document.addEventListener("input", (event) => {
     if (shown.tagName === "IMG") shown.style.visibility = src ? "" : "hidden";
   });
 });
+
+// An image metric (or an image compared) opens full screen on a click; Esc or a click closes it.
+document.addEventListener("click", (event) => {
+  const shown = event.target.closest("figure.metric-image > img, .image-columns img");
+  if (!shown || !shown.getAttribute("src")) return;
+  let dialog = document.getElementById("image-zoom");
+  if (!dialog) {
+    dialog = document.createElement("dialog");
+    dialog.id = "image-zoom";
+    dialog.className = "image-zoom";
+    dialog.append(document.createElement("img"));
+    dialog.addEventListener("click", () => dialog.close());
+    document.body.append(dialog);
+  }
+  const image = dialog.querySelector("img");
+  image.src = shown.getAttribute("src");
+  image.alt = shown.alt;
+  dialog.showModal();
+});

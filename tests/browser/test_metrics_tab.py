@@ -28,6 +28,10 @@ def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: An
     image = page.locator("figure.metric-image > img")
     expect(image).to_be_visible()
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")  # an image, not its path
+    image.click()  # full screen, then closed with Esc
+    expect(page.locator("dialog.image-zoom img")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog.image-zoom")).not_to_be_visible()
     slider = page.get_by_label("Step of roc")
     slider.fill("0")
     expect(image).to_have_attribute("src", f"/api/v1/runs/{run.run_id}/files/outputs/roc.png")
