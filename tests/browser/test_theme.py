@@ -73,6 +73,19 @@ def test_the_toggle_works_without_javascript(open_context: Any, live_server: Any
     assert page_background(page) == DARK_PAGE
 
 
+def test_without_javascript_auto_still_follows_the_os(
+    open_context: Any, live_server: Any, workspace: Any, alice: Any
+) -> None:
+    page = open_context(alice, java_script_enabled=False, color_scheme="dark").new_page()
+    page.goto(live_server.url + "/w/default/experiments/")
+    assert page_background(page) == DARK_PAGE  # the tokens' light-dark() follow color-scheme, not a script
+    page.emulate_media(color_scheme="light")
+    assert page_background(page) == LIGHT_PAGE
+    page.get_by_role("button", name="Light").click()  # a chosen theme wins over the OS, script or not
+    page.emulate_media(color_scheme="dark")
+    assert page_background(page) == LIGHT_PAGE
+
+
 def test_the_login_page_follows_the_os(open_context: Any, live_server: Any) -> None:
     page = open_context(None, color_scheme="dark").new_page()
     page.goto(live_server.url + "/accounts/login/")
