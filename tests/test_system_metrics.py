@@ -169,8 +169,10 @@ def test_the_sampler_counts_the_children_of_the_process() -> None:
         tree, child_only = sampler.sample(), alone.sample()
     finally:
         child.wait()
-    assert tree["cpu_percent"] > 30, tree  # the child's busy loop, while this process slept
-    assert child_only["cpu_percent"] > 30, child_only
+    # The child's busy loop, while this process slept: how much of a core it got depends on the machine's
+    # load, so the tree is held to the child's own share (it holds the child), not to a fixed figure.
+    assert child_only["cpu_percent"] > 5, child_only
+    assert tree["cpu_percent"] >= 0.8 * child_only["cpu_percent"], (tree, child_only)
     assert tree["memory_rss_mb"] > child_only["memory_rss_mb"] > 1
     assert 0 <= tree["machine_cpu_percent"] <= 100 and 0 < tree["memory_percent"] < 100
     with pytest.raises(psutil.NoSuchProcess):
