@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
@@ -1106,28 +1107,49 @@ def _system_order(metric: Metric) -> tuple[int, str]:
     return (first.index(name), name) if name in first else (len(first), name)
 
 
+# A downsampled series is kept this long in the cache (its key changes with every new point anyway).
+CHART_CACHE_SECONDS = 24 * 3600
+
+
 def _metric_charts(metrics: list[Metric]) -> list[dict[str, Any]]:
     """A chart per numeric metric with its controls (smoothing, log y, x by step or time, zoom),
     downsampled on the server keeping each bucket's min and max: 1,000 points a series for a few
     charts, fewer when a grid of them shares the page (a chart half the page wide shows no more).
     Values go with 6 significant digits (the chart shows about 4; the table below, every digit)
-    and times as tenths of a second after the first point's, so that 50 charts stay under a megabyte."""
+    and times as tenths of a second after the first point's, so that 50 charts stay under a megabyte.
+
+    Each series is kept in the cache under its metric's point count and last write: points are only
+    ever appended, and each append counts, so a new point is a new key and a stale series is never
+    drawn. (Reading
+    50 metrics of 10,000 points again on every view was over a second: bench/RESULTS.md, "A run's
+    page and its live log".)"""
     charts = []
     shown = [m for m in metrics if m.kind == Metric.Kind.SCALAR and m.min_number is not None]
     max_points = 1000 if len(shown) <= 4 else 500
     for metric in shown:
-        points = list(metric.points.order_by("step", "id").values_list("step", "number", "time"))
-        kept, values = downsample(list(range(len(points))), [_finite(number) for _, number, _ in points], max_points)
-        t0 = points[0][2].timestamp() if points else 0.0
-        series = {
-            "label": metric.name,
-            "x": [points[i][0] for i in kept],
-            "y": [None if v is None else float(f"{v:.6g}") for v in values],
-            "t0": round(t0, 3),
-            "t": [round(points[i][2].timestamp() - t0, 1) for i in kept],
-        }
+        key = f"chart-series:{metric.pk}:{metric.count}:{metric.updated_at.timestamp()}:{max_points}"
+        if (series := cache.get(key)) is None:
+            series = _chart_series(metric, max_points)
+            cache.set(key, series, CHART_CACHE_SECONDS)
         charts.append({"title": metric.name, "xLabel": "step", "controls": True, "series": [series]})
     return charts
+
+
+def _chart_series(metric: Metric, max_points: int) -> dict[str, Any]:
+    """A metric's series, downsampled: its points' steps and numbers read, and the times of only the
+    points kept (making every point's time a datetime was most of the cost)."""
+    rows = list(metric.points.order_by("step", "id").values_list("id", "step", "number"))
+    kept, values = downsample(list(range(len(rows))), [_finite(number) for _, _, number in rows], max_points)
+    ids = [rows[i][0] for i in kept]
+    times = dict(MetricPoint.objects.filter(id__in=ids).values_list("id", "time")) if ids else {}
+    t0 = times[ids[0]].timestamp() if ids else 0.0
+    return {
+        "label": metric.name,
+        "x": [rows[i][1] for i in kept],
+        "y": [None if v is None else float(f"{v:.6g}") for v in values],
+        "t0": round(t0, 3),
+        "t": [round(times[i].timestamp() - t0, 1) for i in ids],
+    }
 
 
 def _finite(value: float | None) -> float | None:

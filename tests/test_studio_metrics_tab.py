@@ -48,3 +48,19 @@ def test_each_metric_is_shown_as_what_it_is(client: Client, run: Run, alice: Any
     assert page.count(f"/api/v1/runs/{run.run_id}/files/outputs/roc") >= 4  # the image and its 3 thumbnails
     assert 'class="image-slider" hidden' in page  # the slider appears with JavaScript
     assert "outputs/roc_2.png" in page.split('<figure class="metric-image"')[1].split("<img")[1]  # the last step
+
+
+def test_a_chart_drawn_again_is_read_from_the_cache_until_a_point_is_added(
+    client: Client, run: Run, alice: Any
+) -> None:
+    client.force_login(alice)
+    url = f"/w/default/runs/{run.run_id}/metrics/"
+
+    def loss_steps() -> list[int]:
+        page = client.get(url).content.decode()
+        specs = [json.loads(part.split("</script>")[0]) for part in page.split('<script type="application/json">')[1:]]
+        return next(spec for spec in specs if spec.get("title") == "loss")["series"][0]["x"]
+
+    assert loss_steps() == [0, 1, 2, 3, 4]
+    run.log_metrics([{"name": "loss", "value": 0.1, "step": 5}])
+    assert loss_steps() == [0, 1, 2, 3, 4, 5]  # a new point: a new series, never the cached one

@@ -152,11 +152,12 @@ def test_the_log_tail_follows_with_a_cursor_until_the_run_ends(client: Client, r
     tail = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 8})
     body = tail.content.decode()
     assert body.startswith('<span class="ln">epoch 2 &lt;script&gt;x&lt;/script&gt;</span>\n')  # a line, escaped
-    assert "after=35" in body and 'hx-trigger="every 2s"' in body
+    assert "after=35" in body and 'hx-trigger="load delay:500ms"' in body  # lines came: the next poll soon
     assert '<span id="log-size" hx-swap-oob="true">35' in body  # its size in the file list follows
     run.append_log("logs/std_log.txt", 35, b"epoch 3 half")
     half = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 35}).content.decode()
     assert "epoch 3" not in half and "after=35" in half  # a line still being written waits until it is whole
+    assert 'hx-trigger="load delay:2s"' in half  # nothing new: the next poll in 2 s
     run.transition(Run.Status.COMPLETED)
     last = client.get(url(run, "logs/"), {"path": "logs/std_log.txt", "after": 35}).content.decode()
     assert '<span class="ln">epoch 3 half</span>' in last and "hx-trigger" not in last  # the end, whole
