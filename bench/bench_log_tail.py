@@ -13,12 +13,12 @@ folder under /tmp, SQLite or a fresh PostgreSQL database, ``bootstrap``, gunicor
 2. Meanwhile a "page" follows the log exactly as the browser's Outputs tab does: a session logged in
    through the login form opens ``/w/<ws>/runs/<run>/outputs/`` (which opens on the log), reads the
    live tail's poller from it (``<span class="tail" hx-get=".../logs/?path=logs/std_log.txt&after=N"
-   hx-trigger="every 2s">``), and then, as htmx does, waits 2 s, GETs that URL with
-   ``HX-Request: true``, takes the lines in the answer and the next poller from it, waits 2 s again,
-   ... until the answer has no poller (the run has ended and all of the log is read). htmx's
-   ``every 2s`` starts the new poller's clock when its element is swapped in, so a cycle is 2 s plus
-   the request's own time. For each line received: receive time minus the line's stamp.
-   ``--poll-every`` changes that interval (a what-if: the page itself polls every 2 s).
+   hx-trigger="load delay:2s">``), and then, as htmx does, waits the poller's delay, GETs that URL with
+   ``HX-Request: true``, takes the lines in the answer and the next poller from it, waits its delay,
+   ... until the answer has no poller (the run has ended and all of the log is read). The delay
+   (``load delay:500ms`` after an answer with lines, ``2s`` after one without) starts when the poller
+   is swapped in, so a cycle is the delay plus the request's own time. For each line received:
+   receive time minus the line's stamp. ``--poll-every`` fixes the interval instead (a what-if).
 3. At the same time an API reader (``--api-every``, default 0.1 s; 0 turns it off) follows the same
    log over ``GET /api/v1/runs/<run>/logs/logs/std_log.txt?after=N``, as ``studio run logs
    --follow`` does: its lag is how soon a line can be read from the studio at all (the runner's
@@ -55,7 +55,8 @@ from bench_run_page import BENCH_DIR, WORKSPACE, Studio, login  # noqa: E402
 from common import TAG, append_results, percentile, read_access_log  # noqa: E402
 
 LOG = "logs/std_log.txt"
-POLL_EVERY = 2.0  # the page's hx-trigger="every 2s"
+POLL_EVERY = 0.0  # 0: as the page's poller says (hx-trigger="load delay:500ms" after lines, "2s" when quiet)
+DELAY_RE = re.compile(r'hx-trigger="(?:load delay:|every )(\d+(?:\.\d+)?)(ms|s)"')
 BAR_S = 2.0
 TAIL_RE = re.compile(r'<span class="tail" hx-get="([^"]+)"')
 LINE_RE = re.compile(r'<span class="ln[^"]*">(.*?)</span>')
@@ -98,6 +99,14 @@ class Reader:
                 self.done_line = line
 
 
+def _delay(poller: str) -> float:
+    """The seconds htmx waits before the poller's request: its hx-trigger's delay."""
+    found = DELAY_RE.search(poller)
+    if found is None:
+        raise ValueError(f"no delay in the poller {poller[:200]!r}")
+    return float(found[1]) / (1000 if found[2] == "ms" else 1)
+
+
 def follow_page(
     session: requests.Session, base: str, run_id: str, reader: Reader, errors: list[str], every: float = POLL_EVERY
 ) -> None:
@@ -109,7 +118,7 @@ def follow_page(
         text = page.text
         reader.take([html.unescape(x) for x in LINE_RE.findall(text)], time.time())
         while found := TAIL_RE.search(text):
-            time.sleep(every)
+            time.sleep(every or _delay(text[found.start() :]))
             url = requests.compat.urljoin(base, html.unescape(found.group(1)))
             headers = {"HX-Request": "true", "X-Bench-Id": f"{TAG}.page"}
             response = session.get(url, headers=headers, timeout=60)
@@ -178,7 +187,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=1000, help="lines a second the script prints")
     parser.add_argument("--seconds", type=float, default=30.0, help="for how long")
     parser.add_argument(
-        "--poll-every", type=float, default=POLL_EVERY, help="the page's poll interval (2 s as the page has it)"
+        "--poll-every", type=float, default=POLL_EVERY, help="a fixed poll interval (default: the poller's own delay)"
     )
     parser.add_argument("--api-every", type=float, default=0.1, help="the API reader's interval (0: no API reader)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and database")
@@ -205,13 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = experiment.submit(ScriptRunConfig(source_directory=folder, script="prints.py"))
             submitted = time.time()
             print(f"Submitted {run.id}; following its log for ~{args.seconds:.0f} s", flush=True)
+            polling = f"every {args.poll_every:g} s" if args.poll_every else "as its poller says"
             page, api, errors = (
-                Reader(f"page (Outputs tab, htmx every {args.poll_every:g} s)"),
+                Reader(f"page (Outputs tab, htmx {polling})"),
                 Reader("API reader"),
                 [],
             )
             if args.poll_every != POLL_EVERY:
-                page.name += " (a what-if: the page itself polls every 2 s)"
+                page.name += " (a what-if: the page polls as its poller says)"
             stop = threading.Event()
             threads = [
                 threading.Thread(target=follow_page, args=(session, studio.url, run.id, page, errors, args.poll_every))

@@ -1232,7 +1232,9 @@ class Metric(models.Model):
                 height = max((len(c) for c in columns.values()), default=0)
                 chunk = value if self.kind == self.Kind.TABLE else {k: [v] for k, v in value.items()}
                 rows = max((len(c) for c in chunk.values()), default=0)
-                for column in [*columns, *(key for key in chunk if key not in columns)]:  # in the order logged
+                # Columns in the order they first come (as logged on SQLite; PostgreSQL's jsonb keeps a
+                # row's keys in an order of its own), the same on every read.
+                for column in [*columns, *(key for key in chunk if key not in columns)]:
                     cells = columns.setdefault(column, [None] * height)
                     new = list(chunk.get(column, []))
                     cells.extend(new + [None] * (rows - len(new)))
