@@ -80,8 +80,19 @@
   const RESIZE_DEBOUNCE_MS = 150;
   // The page's colours (static/studio.css), read when a chart is drawn: the canvas cannot use CSS
   // variables, and the theme (light or dark) may change while the page is open.
+  // A custom property's value is its text (the tokens are light-dark(light, dark), which a canvas
+  // cannot read): a probe element's computed colour gives the colour it resolves to in the theme shown.
+  let probe = null;
   function cssColour(name, fallback) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+    if (!getComputedStyle(document.documentElement).getPropertyValue(name).trim()) return fallback;
+    if (!probe) {
+      probe = document.createElement("span");
+      probe.style.display = "none";
+      document.body.append(probe);
+    }
+    probe.style.color = "";
+    probe.style.color = `var(${name})`;
+    return getComputedStyle(probe).color || fallback;
   }
   const ink = () => cssColour("--ink", "#1d2330");
   const gridColour = () => cssColour("--chart-grid", "rgba(0, 0, 0, 0.07)");
@@ -290,7 +301,7 @@
       return ax._size;
     }
     const longest = (values || []).reduce((a, v) => (v != null && String(v).length > a.length ? String(v) : a), "");
-    let width = (ax.ticks.size || 0) + (ax.gap || 0) + 4;
+    let width = (ax.ticks.size || 0) + (ax.gap || 0) + 10; // room for the text's own side bearings
     if (longest) {
       u.ctx.font = ax.font[0];
       width += u.ctx.measureText(longest).width / (window.devicePixelRatio || 1);

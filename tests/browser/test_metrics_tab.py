@@ -71,3 +71,19 @@ def test_the_system_tab_of_a_submitted_run(
     expect(page.locator(".metrics-tab .chart")).to_have_count(0)  # not charted among its own metrics
     expect(page.locator(".metrics-tab table")).to_contain_text("system/cpu_percent")  # but listed
     assert errors == []
+
+
+def test_charts_take_the_themes_colours(open_context: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+    """The tokens are light-dark() pairs: a chart's canvas gets the colour they resolve to, per theme."""
+    run = make_run(workspace, alice, "metrics", display_name="colours")
+    run.log_metrics([{"name": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(5)])
+    strokes = (
+        "el => { const u = window.studioCharts.get(el); return [u.axes[0].stroke(u, 0), u.axes[0].grid.stroke(u, 0)]; }"
+    )
+    for scheme, ink, grid in (("light", "rgb(29, 35, 48)", "rgba(29, 35, 48, 0.08)"),
+                              ("dark", "rgb(227, 231, 238)", "rgba(227, 231, 238, 0.1)")):  # fmt: skip
+        page = open_context(alice, color_scheme=scheme).new_page()
+        page.goto(f"{live_server.url}/w/default/runs/{run.run_id}/metrics/")
+        chart = page.locator("[data-chart]").first
+        expect(chart.locator("canvas").first).to_be_visible()
+        assert chart.evaluate(strokes) == [ink, grid]
