@@ -395,8 +395,13 @@ document.addEventListener("click", (event) => {
       delete el.dataset.loading;
     }
     if (el && follow() && follow().checked) toEnd();
+    // New lines are searched too; the match the reader was on stays the current one.
     const search = document.getElementById("log-search");
-    if (search && search.value) find(search.value, false);
+    if (search && search.value) {
+      const was = current;
+      find(search.value, false);
+      if (was >= 0 && marks.length) select(Math.min(was, marks.length - 1), false);
+    }
   });
 
   function clearMarks() {
@@ -446,12 +451,18 @@ document.addEventListener("click", (event) => {
 
   function step(direction) {
     if (!marks.length) return;
-    if (current >= 0) marks[current].classList.remove("current");
-    current = (current + direction + marks.length) % marks.length;
+    select((current + direction + marks.length) % marks.length, true);
+  }
+
+  function select(index, show) {
+    if (current >= 0 && marks[current]) marks[current].classList.remove("current");
+    current = index;
     const mark = marks[current];
     mark.classList.add("current");
-    if (follow()) follow().checked = false; // reading a match: stop following the tail
-    mark.scrollIntoView({ block: "center" });
+    if (show) {
+      if (follow()) follow().checked = false; // reading a match: stop following the tail
+      mark.scrollIntoView({ block: "center" });
+    }
     const said = document.getElementById("log-matches");
     if (said) said.textContent = `${current + 1} of ${marks.length}`;
   }
