@@ -436,6 +436,7 @@ def profile(run_id: str, repeat: int) -> str:
     """The Metrics tab's time per part, in this process: the view as a whole (Django's test client,
     logged in), then ``_metric_charts`` cut into its parts, its SQL, and the top of a cProfile."""
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
     from django.db import connection, reset_queries
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -490,19 +491,16 @@ def profile(run_id: str, repeat: int) -> str:
                 cursor.fetchall()
 
     parts = [
-        ("_metric_charts as a whole", lambda: views._metric_charts(metrics)),
         ("its points' SQL through the ORM (values_list, with datetimes made)", fetch),
         ("the same rows through a raw cursor (no Django conversion)", raw_fetch),
         ("downsampling (runs/series.py)", decimate),
         ("the template (the tab, context ready)", None),
         (
-            "candidate _metric_charts, cache off (every view cold)",
-            lambda: candidate_metric_charts(metrics, cache=False),
+            "_metric_charts, every view cold (the cache cleared first)",
+            lambda: (cache.clear(), views._metric_charts(metrics)),
         ),
-        ("candidate _metric_charts, cache on (a page seen again)", lambda: candidate_metric_charts(metrics)),
+        ("_metric_charts, a page seen again (its series cached)", lambda: views._metric_charts(metrics)),
     ]
-    same = candidate_metric_charts(metrics, cache=False) == views._metric_charts(metrics)
-    lines.append(f"- The candidate's charts are {'identical to' if same else '**NOT** the same as'} today's")
     context_holder: dict[str, Any] = {}
     for label, fn in parts:
         if fn is None:
@@ -530,57 +528,6 @@ def profile(run_id: str, repeat: int) -> str:
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
     print(out.getvalue(), flush=True)
     return "\n".join(lines)
-
-
-# --- a candidate change to studio/views.py's _metric_charts (measured here, not applied) ----------------
-
-
-def candidate_metric_charts(metrics: list[Any], *, cache: bool = True) -> list[dict[str, Any]]:
-    """``_metric_charts`` as it could be: the same charts (checked by ``--profile``), made from the
-    points' ids, steps and numbers only (on SQLite, turning 10,000 stored times a metric into datetimes
-    was most of the view's time), the times read for the kept points alone; the series kept in
-    Django's cache, keyed by the metric and its count (points are only ever appended, and every
-    append counts), so a page seen again reads no points at all."""
-    from django.core.cache import cache as django_cache
-
-    from runs.models import Metric
-
-    shown = [m for m in metrics if m.kind == Metric.Kind.SCALAR and m.min_number is not None]
-    max_points = 1000 if len(shown) <= 4 else 500
-    charts = []
-    for metric in shown:
-        key = f"chart-series:{metric.pk}:{metric.count}:{max_points}"
-        series = django_cache.get(key) if cache else None
-        if series is None:
-            series = candidate_series(metric, max_points)
-            if cache:
-                django_cache.set(key, series, 24 * 3600)
-        charts.append({"title": metric.name, "xLabel": "step", "controls": True, "series": [series]})
-    return charts
-
-
-def candidate_series(metric: Any, max_points: int) -> dict[str, Any]:
-    from runs.models import MetricPoint
-    from runs.series import downsample
-    from studio.views import _finite
-
-    rows = list(metric.points.order_by("step", "id").values_list("id", "step", "number"))
-    numbers = [number for _, _, number in rows]
-    try:
-        finite = math.isfinite(sum(numbers))  # in C; a None raises, a NaN or infinity is not finite
-    except TypeError:
-        finite = False
-    kept, values = downsample(list(range(len(rows))), numbers if finite else [_finite(n) for n in numbers], max_points)
-    ids = [rows[i][0] for i in kept]
-    times = dict(MetricPoint.objects.filter(id__in=ids).values_list("id", "time")) if ids else {}
-    t0 = times[ids[0]].timestamp() if ids else 0.0
-    return {
-        "label": metric.name,
-        "x": [rows[i][1] for i in kept],
-        "y": [None if v is None else float(f"{v:.6g}") for v in values],
-        "t0": round(t0, 3),
-        "t": [round(times[i].timestamp() - t0, 1) for i in ids],
-    }
 
 
 # --- the report ---------------------------------------------------------------------------------------
