@@ -1157,14 +1157,19 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _run_files(run: Run) -> list[tuple[str, int, str]]:
+    """The run's files and logs, by path: (path, size, "file" or "log")."""
+    files = [(f.path, f.size, "file") for f in run.files.all()] + [
+        (log.path, log.size, "log") for log in run.logs.all()
+    ]
+    return sorted(files)
+
+
 def _outputs_context(run: Run, path: str, before: int | None = None) -> dict[str, Any]:
     """The outputs tab: the file list, and the chosen file. A log is shown from its end (its last
     LOG_VIEW_BYTES), with "Show earlier output" for the part before and a live tail after it while
     the run is active; ``before`` (no JavaScript) shows the part that ends there instead."""
-    files = [(f.path, f.size, "file") for f in run.files.all()] + [
-        (log.path, log.size, "log") for log in run.logs.all()
-    ]
-    files.sort()
+    files = _run_files(run)
     if not path:  # the tab opens on the run's log, as Azure ML's and W&B's do
         logs = [p for p, _, k in files if k == "log"]
         path = LOG_PATH if LOG_PATH in logs or (not logs and not run.is_ended) else next(iter(logs), "")
@@ -1305,6 +1310,8 @@ def run_live(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpRespo
         context["children"] = (
             run.children.listed(run.archived_at is not None).order_by("number").only("run_id", "display_name", "status")
         )
+    elif context["tab"] == "outputs":
+        context.update(files=_run_files(run), selected=request.GET.get("file", ""))
     return render(request, "studio/run_detail.html#run-live", context)
 
 

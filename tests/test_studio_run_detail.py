@@ -216,3 +216,15 @@ def test_the_children_tab_shows_their_metrics_as_columns_and_compares_them(
     assertContains(client.get(f"/w/default/runs/?{table}"), '<span id="run-count">2</span>')  # the same two
     chosen = client.get(url(run, "children/"), {"cols": "name,metrics.acc"}).content.decode()
     assert "col-metricsloss" not in chosen and "col-metricsacc" in chosen
+
+
+def test_the_file_list_follows_while_the_run_is_alive(client: Client, run: Run, alice: Any) -> None:
+    as_user(client, alice)
+    page = client.get(url(run, "outputs/")).content.decode()
+    assert 'hx-include="#file-shown"' in page and '<input type="hidden" id="file-shown" name="file"' in page
+    run.add_file("outputs/checkpoint.pt", io.BytesIO(b"weights"))
+    live = client.get(url(run, "live/"), {"tab": "outputs", "file": "logs/std_log.txt"}, headers={"HX-Request": "true"})
+    body = live.content.decode()
+    files = body.split('<ul class="files" id="file-list" hx-swap-oob="true">')[1].split("</ul>")[0]
+    assert "outputs/checkpoint.pt" in files  # a file written since the page opened
+    assert '<li class="current"><a href="?file=logs/std_log.txt"' in files  # the one shown stays marked
