@@ -94,6 +94,15 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 
 
 @pytest.fixture
+def errors(page: Page) -> Iterator[list[str]]:
+    """The page's console errors and uncaught exceptions, checked empty after the test."""
+    found: list[str] = []
+    page.on("console", lambda message: found.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: found.append(str(error)))
+    yield found
+
+
+@pytest.fixture
 def login_as(page: Page, live_server: Any) -> Callable[[User], Page]:
     """login_as(user) logs the page's browser context in as user, without the login form: a session
     made by Django's test client, whose cookie is handed to the browser for the live server."""

@@ -54,15 +54,6 @@ CONTROLS: dict[str, Any] = {
 
 
 @pytest.fixture
-def errors(page: Page) -> Iterator[list[str]]:
-    """The page's console errors and uncaught exceptions, checked empty after the test."""
-    found: list[str] = []
-    page.on("console", lambda message: found.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: found.append(str(error)))
-    yield found
-
-
-@pytest.fixture
 def harness(page: Page, errors: list[str]) -> Iterator[Page]:
     """A blank page with uPlot and charts.js, as the studio loads them; no console error by the end."""
     page.set_content("<!doctype html><html><head><meta charset='utf-8'></head><body></body></html>")

@@ -14,7 +14,7 @@ from tests.test_studio_metrics_tab import PNG
 
 
 def test_compare_keeps_every_run_and_filters_what_is_alike(
-    login_as: Any, live_server: Any, workspace: Any, alice: Any
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
 ) -> None:
     ids = []
     for i, lr in enumerate(["0.1", "0.1", "0.01", "0.001"] + ["0.5"] * 26):
@@ -24,8 +24,6 @@ def test_compare_keeps_every_run_and_filters_what_is_alike(
         run.log_metrics([{"name": "loss", "value": 0.1 * (i + 1), "step": s} for s in range(3)])
         ids.append(run.run_id)
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/compare/?runs={','.join(ids[:4])}")
     scatter = page.locator("#compare-property")
     expect(scatter.locator("canvas").first).to_be_visible()
@@ -59,14 +57,14 @@ def test_compare_keeps_every_run_and_filters_what_is_alike(
     assert errors == []
 
 
-def test_images_of_runs_side_by_side_at_one_step(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+def test_images_of_runs_side_by_side_at_one_step(
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
+) -> None:
     runs = [make_run(workspace, alice, "gan", display_name=f"gan {i}") for i in range(3)]
     for _step in range(3):
         for run in runs:
             run.log_image("samples", io.BytesIO(PNG))
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/compare/?runs={','.join(r.run_id for r in runs)}")
     images = page.locator("[data-image-compare] figure img")
     expect(images).to_have_count(3)

@@ -6,7 +6,6 @@ shown in the element."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +58,6 @@ SPEC: dict[str, Any] = {
 
 def _without_band(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "series": [{k: v for k, v in s.items() if k != "band"} for s in spec["series"]]}
-
-
-@pytest.fixture
-def errors(page: Page) -> Iterator[list[str]]:
-    """The page's console errors and uncaught exceptions, checked empty after the test."""
-    found: list[str] = []
-    page.on("console", lambda message: found.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: found.append(str(error)))
-    yield found
 
 
 @pytest.fixture

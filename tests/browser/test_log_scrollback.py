@@ -12,13 +12,11 @@ from tests.test_studio_run_logs import write_log
 
 
 def test_scrolling_up_loads_the_log_back_to_its_start(
-    login_as: Any, live_server: Any, workspace: Any, alice: Any
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
 ) -> None:
     run = make_run(workspace, alice, "chatty", display_name="chatty")
     write_log(run, 25_000)  # about 2.6 MB: three parts of 1 MiB
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/runs/{run.run_id}/outputs/")
     log = page.locator("#file-text")
     expect(log.locator(".log-part")).to_have_count(1)

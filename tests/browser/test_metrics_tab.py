@@ -12,7 +12,9 @@ from tests.conftest import make_run
 from tests.test_studio_metrics_tab import PNG
 
 
-def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+def test_images_tables_and_charts(
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
+) -> None:
     run = make_run(workspace, alice, "metrics", display_name="all kinds")
     run.log_metrics([{"name": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(20)])
     run.log_metrics(
@@ -22,8 +24,6 @@ def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: An
         run.log_metrics([{"name": "tick", "value": step, "step": step}])
         run.log_image("roc", io.BytesIO(PNG))
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/runs/{run.run_id}/metrics/")
     image = page.locator("figure.metric-image > img")
     expect(image).to_be_visible()
@@ -50,7 +50,7 @@ def test_images_tables_and_charts(login_as: Any, live_server: Any, workspace: An
 
 
 def test_the_system_tab_of_a_submitted_run(
-    login_as: Any, live_server: Any, ws: Any, alice: Any, tmp_path: Any, monkeypatch: Any
+    login_as: Any, errors: list[str], live_server: Any, ws: Any, alice: Any, tmp_path: Any, monkeypatch: Any
 ) -> None:
     from runs import sdk
 
@@ -60,8 +60,6 @@ def test_the_system_tab_of_a_submitted_run(
     run = sdk.Experiment(ws, "system").submit(sdk.ScriptRunConfig(source_directory=str(tmp_path), script="train.py"))
     assert run.wait_for_completion()["status"] == "Completed"
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/runs/{run.id}/system/")
     charts = page.locator(".system-tab .chart")
     expect(charts.first.locator("canvas").first).to_be_visible()

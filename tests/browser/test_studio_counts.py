@@ -10,13 +10,11 @@ from tests.conftest import make_run
 
 
 def test_the_count_of_a_filtered_table_fills_itself_in(
-    login_as: Any, live_server: Any, workspace: Any, alice: Any
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
 ) -> None:
     for i in range(53):
         make_run(workspace, alice, "sweep", display_name=f"seed {i}", tags={"sweep": "lr"})
     page = login_as(alice)
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{live_server.url}/w/default/runs/?cols=name")
     expect(page.locator("#run-count")).to_have_text("53")
     page.locator("#search").fill("tags.sweep = lr")

@@ -23,16 +23,11 @@ def seeds(workspace: Any, alice: Any) -> dict[str, Run]:
     return made
 
 
-def console_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    return errors
-
-
-def test_group_the_table_and_open_a_group(login_as: Any, live_server: Any, workspace: Any, alice: Any) -> None:
+def test_group_the_table_and_open_a_group(
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
+) -> None:
     seeds(workspace, alice)
     page = login_as(alice)
-    errors = console_errors(page)
     page.goto(f"{live_server.url}/w/default/runs/?cols=name,tags.lr,metrics.loss")
     page.locator(".group-menu > summary").click()
     page.get_by_label("Group by").fill("tags.lr")
@@ -53,11 +48,10 @@ def test_group_the_table_and_open_a_group(login_as: Any, live_server: Any, works
 
 
 def test_pin_runs_set_a_baseline_and_archive_from_the_table(
-    login_as: Any, live_server: Any, workspace: Any, alice: Any
+    login_as: Any, errors: list[str], live_server: Any, workspace: Any, alice: Any
 ) -> None:
     made = seeds(workspace, alice)
     page = login_as(alice)
-    errors = console_errors(page)
     page.goto(f"{live_server.url}/w/default/runs/?cols=name,metrics.loss&sort=name")
     boxes = page.locator("#runs-table tbody td.col-select input")
     boxes.nth(0).click()  # lr0.01-seed0, loss 0.2
