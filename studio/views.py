@@ -1291,7 +1291,6 @@ def run_log_tail(request: HtmxHttpRequest, workspace: str, run_id: str) -> HttpR
         lines=log_html(data, after, stderr),
         offset=offset,
         more=not (ended and offset >= size),
-        size=size,
     )
     return render(request, "studio/run_detail.html#log-tail", context)
 

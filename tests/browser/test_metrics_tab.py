@@ -46,6 +46,11 @@ def test_images_tables_and_charts(
     expect(page.locator(".column-chart canvas").first).to_be_visible()
     loss_chart = page.locator(".chart-grid .chart").first
     expect(loss_chart.get_by_label("Log y")).to_be_visible()  # the chart's controls
+    # Tabs swapped in by htmx: the live block's poll follows the tab shown (no facts sent to a page without them).
+    for tab in ("Overview", "Outputs"):
+        page.locator("nav.tabs").get_by_role("link", name=tab).click()
+        expect(page.locator("#tab-state input[name=tab]")).to_have_value(tab.lower())
+        page.wait_for_timeout(2500)  # a poll
     assert errors == []
 
 
