@@ -335,6 +335,8 @@ document.addEventListener("click", (event) => {
   const MAX_MARKS = 2000;
   let marks = [];
   let current = -1;
+  let loadingEarlier = null; // {link, fromBottom} while an earlier part is on its way
+  let wasAtEnd = true;
 
   const log = () => document.querySelector("#file-text.log");
   const follow = () => document.getElementById("log-follow");
@@ -361,9 +363,8 @@ document.addEventListener("click", (event) => {
       showJump(!following);
       // Near the top: the part before comes by itself ("Show earlier output"), the view kept where it is.
       const earlier = el.querySelector(".earlier a[hx-get]");
-      if (el.scrollTop < NEAR_TOP_PX && earlier && !el.dataset.loading) {
-        el.dataset.loading = "1";
-        el.dataset.fromBottom = String(el.scrollHeight - el.scrollTop);
+      if (el.scrollTop < NEAR_TOP_PX && earlier && !loadingEarlier) {
+        loadingEarlier = { link: earlier, fromBottom: el.scrollHeight - el.scrollTop };
         earlier.click();
       }
     });
@@ -385,16 +386,28 @@ document.addEventListener("click", (event) => {
     }
   });
 
-  // New lines arrived (htmx swapped in the tail): keep the end in view while following. An earlier
-  // part arrived above: keep the lines the reader was on where they were.
-  document.body.addEventListener("htmx:afterSwap", () => {
+  // New lines arrived (htmx swapped in the tail): keep the end in view while following, unless the
+  // reader scrolled away just before the swap (their scroll event may not have fired yet). An earlier
+  // part arrived above: keep the lines the reader was on where they were. Other swaps (the live poll)
+  // can land between the click on "Show earlier output" and its answer, hence the link's identity.
+  document.body.addEventListener("htmx:beforeSwap", () => {
+    const el = log();
+    wasAtEnd = !el || atEnd(el);
+  });
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    // An earlier part that failed to come may be asked for again by scrolling.
+    if (loadingEarlier && !event.detail.successful && event.detail.requestConfig?.elt === loadingEarlier.link) {
+      loadingEarlier = null;
+    }
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
     setUp();
     const el = log();
-    if (el && el.dataset.loading) {
-      el.scrollTop = el.scrollHeight - Number(el.dataset.fromBottom);
-      delete el.dataset.loading;
+    if (el && loadingEarlier && event.detail.requestConfig?.elt === loadingEarlier.link) {
+      el.scrollTop = el.scrollHeight - loadingEarlier.fromBottom;
+      loadingEarlier = null;
     }
-    if (el && follow() && follow().checked) toEnd();
+    if (el && follow() && follow().checked && wasAtEnd) toEnd();
     // New lines are searched too; the match the reader was on stays the current one.
     const search = document.getElementById("log-search");
     if (search && search.value) {

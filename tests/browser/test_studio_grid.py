@@ -263,7 +263,7 @@ def test_the_grid_from_the_keyboard(grid: tuple[Page, list[str]], live_server: A
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
     name = rows.nth(0).locator("td.col-name a").text_content()
     page.keyboard.press("Enter")
-    expect(page.locator("h1")).to_contain_text(name)
+    expect(page.locator("h1")).to_contain_text(name, timeout=15_000)  # a run page's first, cold view
     assert "/runs/resnet-50-imagenet-sweep-" in page.url
     assert errors == []
 
