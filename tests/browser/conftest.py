@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,7 +27,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",  # a small /dev/shm (Docker's 64 MB) crashes tabs; use /tmp
 ]
+# For actions and for expect(): the suite runs four workers beside Chromium and the live servers, and
+# on a two-core machine an htmx answer can take longer than Playwright's default 5 s for expect().
 DEFAULT_TIMEOUT_MS = 10_000
+expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-screenshots"
 
 
