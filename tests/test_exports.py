@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import random
+import struct
 from typing import Any
 
 import pytest
@@ -317,6 +319,30 @@ def test_the_points_export_is_what_the_orm_reads(
         } <= lines
     times = [row[4] for row in csv.reader(io.StringIO(written)) if row[:2] == [odd_runs[0].run_id, "loss"]]
     assert times[:2] == ["2026-01-02T03:04:05.000001+00:00", "2026-01-02T01:04:05+00:00"]
+
+
+def test_every_float_is_written_as_python_writes_it(workspace: Any, alice: Any) -> None:
+    """Around the edges of how floats are written (whole numbers, 1e-4, 1e15, 1e16, the smallest and
+    largest) and at random over all bit patterns, each value is written as Python writes it, and
+    reads back as the same float. (A database's own float text differs at those edges: PostgreSQL
+    writes 1 for 1.0 and an exponent from 1e15.)"""
+    edges = [1e-4, math.nextafter(1e-4, 0), math.nextafter(1e-4, 1), 1e15, math.nextafter(1e15, 0), 1e15 - 0.5,
+             1e16, math.nextafter(1e16, 0), 123.0, -7.0, 0.5, -0.5, 0.0, -0.0, 5e-324, 1.7976931348623157e308,
+             2.0**53 + 2, 0.1 + 0.2, 1 / 3, -1 / 3, 999999999999999.9, 0.00012345678901234567]  # fmt: skip
+    rng = random.Random(13)
+    anything = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(1500)]
+    scaled = [rng.uniform(-1, 1) * 10 ** rng.uniform(-6, 17) for _ in range(1500)]
+    values = [value for value in [*edges, *anything, *scaled] if math.isfinite(value)]
+    run = make_run(workspace, alice, "floats")
+    at = ["2026-03-04T05:06:07+00:00", "2026-03-04T05:06:07.5+00:00", "2026-03-04T05:06:07.000123+00:00"]
+    run.log_metrics(
+        [{"name": "x", "value": value, "step": step, "time": at[step % 3]} for step, value in enumerate(values)]
+    )
+    runs = Run.objects.filter(pk=run.pk)
+    written = "".join(exports.metric_points_csv(runs, ["x"]))
+    assert written == reference_points(runs, ["x"])
+    read = [float(row["value"]) for row in csv.DictReader(io.StringIO(written))]
+    assert read == values
 
 
 def test_a_time_as_sqlite_holds_it_is_written_as_the_orm_would() -> None:
