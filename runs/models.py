@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import re
@@ -421,11 +422,13 @@ class RunQuerySet(models.QuerySet):
         The one rule: every list of runs goes through it. A run opened by its id is found either way."""
         return self.filter(archived_at__isnull=not archived)
 
-    def search(self, text: str) -> RunQuerySet:
-        """Filter with the query language (``runs/query.py``): the same for the UI, API and SDK."""
+    def search(self, text: str, *, correlated: bool = False) -> RunQuerySet:
+        """Filter with the query language (``runs/query.py``): the same for the UI, API and SDK.
+        ``correlated``: test each run of this queryset (a few, picked out already), rather than
+        start from the runs that match (``query.to_q``)."""
         from runs import query
 
-        return self.filter(query.to_q(query.parse(text))) if text.strip() else self
+        return self.filter(query.to_q(query.parse(text), correlated=correlated)) if text.strip() else self
 
     def sorted_by(self, sort: str) -> RunQuerySet:
         from runs import query
@@ -440,15 +443,54 @@ class RunQuerySet(models.QuerySet):
         return dict(counts)
 
     def for_listing(self) -> RunQuerySet:
-        """Everything a list of runs shows, in a constant number of queries whatever its length."""
-        return self.select_related("experiment", "submitted_by", "parent").prefetch_related(
-            "tag_set",
-            "property_set",
-            "logs",
-            # A separate attribute: a filtered prefetch under "files" would leak its filter into
-            # every later run.files.filter(...).
-            models.Prefetch("files", queryset=RunFile.objects.filter(path__startswith="logs/"), to_attr="log_files"),
-        )
+        """Runs with the rows a list shows beside their own (experiment, submitter, parent); their
+        tags, properties and log files come with ``in_list``, or one run's with ``ListedExtras.of``."""
+        return self.select_related("experiment", "submitted_by", "parent")
+
+    def in_list(self, keys: list[int]) -> list[Run]:
+        """The runs ``keys`` (those of them in this queryset), in that order, with everything a list
+        of runs shows, ``extras`` included: five queries whatever the number of runs."""
+        runs = self.for_listing().in_bulk(keys)
+        extras = ListedExtras.for_runs(list(runs))
+        for pk, run in runs.items():
+            run.extras = extras[pk]
+        return [runs[pk] for pk in keys if pk in runs]
+
+
+@dataclass
+class ListedExtras:
+    """What a run's details show beyond its row: its tags and properties, and its log files (the
+    files under logs/ and the logs it streams live), by path. Read as plain values, for many runs in
+    four queries: a model object for each tag, property and file cost more than the rest of a page of
+    100 runs."""
+
+    tags: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    log_paths: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def for_runs(cls, keys: list[int]) -> dict[int, ListedExtras]:
+        extras = {pk: cls() for pk in keys}
+        tags = RunTag.objects.filter(run_id__in=keys).order_by("pk").values_list("run_id", "key", "value")
+        for run, key, value in tags:
+            extras[run].tags[key] = value
+        properties = RunProperty.objects.filter(run_id__in=keys).order_by("pk").values_list("run_id", "key", "value")
+        for run, key, value in properties:
+            extras[run].properties[key] = value
+        log_files = RunFile.objects.filter(run_id__in=keys, path__startswith="logs/").values_list("run_id", "path")
+        paths: dict[int, set[str]] = {pk: set() for pk in keys}
+        for run, path in [*log_files, *RunLog.objects.filter(run_id__in=keys).values_list("run_id", "path")]:
+            paths[run].add(path)
+        for pk, found in paths.items():
+            extras[pk].log_paths = sorted(found)
+        return extras
+
+    @classmethod
+    def of(cls, run: Run) -> ListedExtras:
+        """``run.extras``, read now if the run came without them."""
+        if getattr(run, "extras", None) is None:
+            run.extras = cls.for_runs([run.pk])[run.pk]
+        return run.extras
 
 
 class Run(models.Model):

@@ -415,27 +415,38 @@ def _bounds(node: Compare) -> tuple[tuple[Any, bool] | None, tuple[Any, bool] | 
 # --- AST -> Q ----------------------------------------------------------------------------------------------
 
 
-def to_q(node: Node | None, negated: bool = False) -> Q:
-    """``negated``: the node sits under an odd number of ``not``s (see ``_keyed_q``)."""
+def tests_keyed_values(node: Node | None) -> bool:
+    """Whether ``node`` tests a tag, a property or a metric anywhere."""
+    if isinstance(node, (And, Or)):
+        return any(tests_keyed_values(item) for item in node.items)
+    if isinstance(node, Not):
+        return tests_keyed_values(node.item)
+    return isinstance(node, (Compare, Has)) and node.field.name in KEYED_FIELDS
+
+
+def to_q(node: Node | None, negated: bool = False, *, correlated: bool = False) -> Q:
+    """``negated``: the node sits under an odd number of ``not``s (see ``_keyed_q``). ``correlated``:
+    test each run for its tags, properties and metrics (``EXISTS``), for runs already picked out
+    by other means (see ``_keyed_q``)."""
     if node is None:
         return Q()
     if isinstance(node, And):
         q = Q()
         for item in node.items:
-            q &= to_q(item, negated)
+            q &= to_q(item, negated, correlated=correlated)
         return q
     if isinstance(node, Or):
-        q = to_q(node.items[0], negated)
+        q = to_q(node.items[0], negated, correlated=correlated)
         for item in node.items[1:]:
-            q |= to_q(item, negated)
+            q |= to_q(item, negated, correlated=correlated)
         return q
     if isinstance(node, Not):
-        return ~to_q(node.item, not negated)
+        return ~to_q(node.item, not negated, correlated=correlated)
     if isinstance(node, Text):
         return _text_q(node.value)
     if isinstance(node, Has):
-        return _keyed_q(node.field, Q(), negated)
-    return _compare_q(node, negated)
+        return _keyed_q(node.field, Q(), negated or correlated)
+    return _compare_q(node, negated, correlated)
 
 
 def _models() -> Any:
@@ -476,17 +487,18 @@ def _text_q(word: str) -> Q:
 NAMED_IDS_MAX = 1000
 
 
-def _keyed_q(field: Field, condition: Q, negated: bool) -> Q:
+def _keyed_q(field: Field, condition: Q, correlated: bool) -> Q:
     """Runs with a matching tag, property or metric: ``id IN (SELECT run_id ...)``, which lets the
     database start from the (key, value) or (name, number) index instead of probing every run of
     the workspace (SQLite always runs a correlated EXISTS once per outer row). Under a ``not`` it
     stays ``NOT EXISTS``, which PostgreSQL plans as an anti-join (a ``NOT IN`` whose subquery does
-    not fit work_mem is rescanned for every run)."""
+    not fit work_mem is rescanned for every run). For a few runs picked out already
+    (``correlated``), EXISTS is the cheap test: SQLite would read every match of an ``IN`` first."""
     m = _models()
     model = {"tags": m.RunTag, "properties": m.RunProperty, "metrics": m.Metric}[field.name]
     lookup = "name" if field.name == "metrics" else "key"
     matches = model.objects.filter(condition, **{lookup: field.key})
-    if negated:
+    if correlated:
         return Q(Exists(matches.filter(run=OuterRef("pk"))))
     return Q(pk__in=matches.values("run_id"))
 
@@ -494,17 +506,17 @@ def _keyed_q(field: Field, condition: Q, negated: bool) -> Q:
 _NEGATED = {"!=": "=", "!~": "~"}
 
 
-def _compare_q(node: Compare, negated: bool = False) -> Q:
+def _compare_q(node: Compare, negated: bool = False, correlated: bool = False) -> Q:
     if node.op in _NEGATED:
-        return ~_compare_q(Compare(node.field, _NEGATED[node.op], node.value), not negated)
+        return ~_compare_q(Compare(node.field, _NEGATED[node.op], node.value), not negated, correlated)
     field = node.field
     if field.name in ("tags", "properties"):
-        return _keyed_q(field, _keyed_value_q(field, node), negated)
+        return _keyed_q(field, _keyed_value_q(field, node), negated or correlated)
     if field.name == "metrics":
         column = METRIC_AGGREGATES[field.aggregate or "last"]
         if node.op == "~" or node.op == "in":
             raise QueryError(f"metrics.{field.key} compares numbers: use =, !=, <, <=, > or >=")
-        return _keyed_q(field, _ordered_q(column, node.op, _number(node.value, field)), negated)
+        return _keyed_q(field, _ordered_q(column, node.op, _number(node.value, field)), negated or correlated)
     lookup, kind = PLAIN_FIELDS[field.name]
     values = node.value if isinstance(node.value, tuple) else (node.value,)
     if node.op == "~" and kind in ("string", "status", "type"):

@@ -41,7 +41,7 @@ from django.views.defaults import page_not_found, server_error
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from runs import bulk, exports, groups
+from runs import bulk, exports, groups, pages
 from runs.api.errors import error_body, json_not_found
 from runs.columns import metric_key
 from runs.models import (
@@ -54,7 +54,7 @@ from runs.models import (
     StudioError,
     Workspace,
 )
-from runs.query import QueryError, keys_by_last_value, literal, sorts_by_computed_value
+from runs.query import QueryError, literal
 from runs.series import downsample
 from studio import compare, grouping, run_filters, tables
 from studio.logs import log_html
@@ -477,7 +477,7 @@ def _table_of(runs: QuerySet[Run], state: RunListState) -> _Table:
     filtered = bool(query.strip())
     flat = filtered and state.children
     listed = runs if flat else runs.filter(parent__isnull=True)
-    page = _page_of(listed.search(query), state.sort, state.columns, state.page, filtered=filtered)
+    page = _page_of(listed, query, state.sort, state.columns, state.page)
     table = _Table(page, flat)
     if filtered and not flat and page.paginator.count == 0:
         # Only when nothing is shown: one count, so that a search whose matches are all child runs
@@ -713,49 +713,23 @@ class _CountedAfter(Paginator):
         self.num_pages = number + 1 if has_next else number  # type: ignore[assignment,misc]
 
 
-def _page_of(
-    matching: QuerySet[Run], sort: str, columns: list[tables.Column], number: int | None, *, filtered: bool
-) -> Page:
-    """A page of the ``matching`` runs in ``sort``'s order, for the table.
-
-    Unfiltered, Paginator's way is the cheap one: the count reads one index, and sorted by a column
-    the page query walks an index and stops after 50 runs; sorted by a metric's last value, the page
-    walks that metric's index (``keys_by_last_value``). Filtered, the page comes first and its count
-    after, in a request of its own (``_run_count``), as W&B's and MLflow's tables page without a
-    total: counting every match was most of the page's time at 100,000 runs (a tag filter matching
-    16,576 runs, on PostgreSQL). The page's runs are picked by a narrow query (primary keys only,
-    one more than a page to know whether there is a next) and then loaded by primary key, because
-    the database may have to sort every match before the first page, and small rows sort fast. A
-    page that is the last one knows the count without asking: it is where the matches end."""
-    runs = matching.sorted_by(sort)
-    computed = sorts_by_computed_value(sort)
-    if not computed and not filtered:
-        return Paginator(tables.with_cells(runs, columns), RUNS_PER_PAGE).get_page(number)
-    number = number or 1
-    start = (number - 1) * RUNS_PER_PAGE
-    keys: list[int] | None = None
+def _page_of(listed: QuerySet[Run], query: str, sort: str, columns: list[tables.Column], number: int | None) -> Page:
+    """A page of the ``listed`` runs that ``query`` matches in ``sort``'s order, for the table (planned by
+    ``runs.pages``; past the last page, the last one). Unfiltered, the count reads one index and
+    comes with the page. Filtered, the page comes first and its count after, in a request of its own
+    (``_run_count``), as W&B's and MLflow's tables page without a total: counting every match was
+    most of the page's time at 100,000 runs (a tag filter matching 16,576 runs, on PostgreSQL)."""
+    plan = pages.plan_page(listed, query, sort, number or 1, RUNS_PER_PAGE, count_all=not query.strip())
+    if not plan.keys and plan.number > 1:
+        plan = pages.last_page(listed, query, sort, RUNS_PER_PAGE, plan.count or 0)
     paginator: Paginator
-    if filtered:
-        keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE + 1)
-        if keys is None:
-            keys = list(runs.values_list("pk", flat=True)[start : start + RUNS_PER_PAGE + 1])
-        has_next = len(keys) > RUNS_PER_PAGE
-        keys = keys[:RUNS_PER_PAGE]
-        if has_next:
-            paginator = _CountedAfter(number, has_next=True)
-        else:
-            paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
-            paginator.count = start + len(keys)  # a cached_property: set, so Paginator runs no COUNT(*)
+    if plan.count is None:
+        paginator = _CountedAfter(plan.number, has_next=plan.has_next)
     else:
-        paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
-        if start < paginator.count:
-            keys = keys_by_last_value(matching, sort, start, start + RUNS_PER_PAGE)
-    if not keys and (number > 1 or not filtered):  # past the last page, or another sort: Paginator counts and picks
-        paginator = Paginator(runs.values_list("pk", flat=True), RUNS_PER_PAGE)
-        page = paginator.get_page(number)
-        number, keys = page.number, list(page.object_list)
-    loaded = tables.with_cells(Run.objects.filter(pk__in=keys), columns).in_bulk()
-    return Page([loaded[pk] for pk in keys], number, paginator)
+        paginator = Paginator([], RUNS_PER_PAGE)
+        paginator.count = plan.count  # a cached_property: set, so Paginator runs no COUNT(*)
+    loaded = tables.with_cells(Run.objects.filter(pk__in=plan.keys), columns).in_bulk()
+    return Page([loaded[pk] for pk in plan.keys], plan.number, paginator)
 
 
 def _run_count(request: HttpRequest, access: WorkspaceAccess, scoped_to: Experiment | None,

@@ -274,11 +274,12 @@ MetricValues = inline_serializer(
 )
 
 
-def _page(name: str, item: serializers.Serializer) -> Any:
+def _page(name: str, item: serializers.Serializer, *, counted: bool = True) -> Any:
+    count_help = "" if counted else "how many match; null when filtered, unless the page is the last or ?count=true"
     return inline_serializer(
         name,
         {
-            "count": serializers.IntegerField(),
+            "count": serializers.IntegerField(allow_null=not counted, help_text=count_help),
             "next": serializers.URLField(allow_null=True),
             "previous": serializers.URLField(allow_null=True),
             "results": item,
@@ -286,7 +287,7 @@ def _page(name: str, item: serializers.Serializer) -> Any:
     )
 
 
-RunPage = _page("RunPage", RunSerializer(many=True))
+RunPage = _page("RunPage", RunSerializer(many=True), counted=False)
 DeliveryPage = _page("DeliveryPage", DeliverySerializer(many=True))
 
 RUN_LIST_PARAMETERS = [
@@ -294,6 +295,7 @@ RUN_LIST_PARAMETERS = [
     OpenApiParameter("sort", str, description="comma-separated keys, e.g. `-created` or `metrics.loss.min`"),
     OpenApiParameter("page", int),
     OpenApiParameter("page_size", int, description="up to 1000"),
+    OpenApiParameter("count", bool, description="true: count a filtered list's matches (which reads every one)"),
     OpenApiParameter("archived", bool, description="true: the archived runs (which no list shows otherwise)"),
 ]
 BINARY = {"application/octet-stream": OpenApiTypes.BINARY}

@@ -21,8 +21,9 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from runs import bulk, exports, groups, wire
+from runs import bulk, exports, groups, pages, wire
 from runs.api import schema
 from runs.api.serializers import (
     AlertRuleSerializer,
@@ -140,11 +141,37 @@ class RunPagination(PageNumberPagination):
         self.max_page_size = settings.RUNS_MAX_PAGE_SIZE
 
 
+def _counting_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidValue(f"{name}: a whole number from 1, not {raw!r}", target=name)
+    return int(raw)
+
+
 def _run_page(request: Request, runs: Any, *, default_sort: str = "-created") -> Response:
-    runs = runs.search(request.query_params.get("q", "")).sorted_by(_sort(request, default_sort))
-    paginator = RunPagination()
-    page = paginator.paginate_queryset(runs.for_listing(), request)
-    return paginator.get_paginated_response(RunSerializer(page, many=True, context={"request": request}).data)
+    """A page of ``runs`` as ``?q=``, ``?sort=``, ``?page=`` and ``?page_size=`` ask, planned as the
+    studio plans its table's (runs/pages.py). ``count`` is how many runs match; for a filtered list
+    it is null unless the page is the last or ``?count=true`` asks for it, since counting reads
+    every match. ``next`` says whether there is more."""
+    query = request.query_params.get("q", "")
+    sort = _sort(request, default_sort)
+    number = _counting_param(request, "page", 1)
+    size = min(_counting_param(request, "page_size", settings.RUNS_PAGE_SIZE), settings.RUNS_MAX_PAGE_SIZE)
+    plan = pages.plan_page(runs, query, sort, number, size, count_all=not query.strip() or _flag(request, "count"))
+    if not plan.keys and number > 1:
+        raise NotFound("Invalid page.")
+    url = request.build_absolute_uri()
+    previous = None
+    if plan.has_previous:
+        previous = remove_query_param(url, "page") if number == 2 else replace_query_param(url, "page", number - 1)
+    return Response(
+        {
+            "count": plan.count,
+            "next": replace_query_param(url, "page", number + 1) if plan.has_next else None,
+            "previous": previous,
+            "results": RunSerializer(Run.objects.in_list(plan.keys), many=True, context={"request": request}).data,
+        }
+    )
 
 
 # --- workspaces and members --------------------------------------------------------------------------------
@@ -532,7 +559,7 @@ def run_children(request: Request, run_id: str) -> Response:
     for index, spec in enumerate(specs, 1):
         spec.display_name = spec.display_name or f"{family} #{index}"
     children = parent.experiment.create_runs(specs, by=request.user, parent=parent, request_key=_request_key(request))
-    runs = Run.objects.for_listing().filter(pk__in=[child.pk for child in children]).order_by("number")
+    runs = Run.objects.in_list([child.pk for child in sorted(children, key=lambda child: child.number)])
     return Response(RunSerializer(runs, many=True, context={"request": request}).data, status=201)
 
 
