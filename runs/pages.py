@@ -17,12 +17,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from django.db import connection
+
 from runs.models import Run, RunQuerySet
 from runs.query import keys_by_last_value, parse, tests_keyed_values
 
 # How many runs, in the sort's order, a page filtered by tags, properties or metrics looks through for
-# its matches before it asks the database for every match (``_walked_keys``).
+# its matches before it asks the database for every match (``_walked_keys``), and on which databases:
+# PostgreSQL's planner, with the statistics of migration 0014, finds such a page by itself, several
+# times faster than the walk (bench/RESULTS.md).
 WALK = 1000
+WALKING_DATABASES = ("sqlite",)
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,8 @@ def plan_page(listed: RunQuerySet, query: str, sort: str, number: int, size: int
     order. A page past the last one has no keys; ``last_page`` finds the last."""
     start = (number - 1) * size
     matching = listed.search(query)
-    walked = _walked_keys(listed, query, sort, start + size + 1) if tests_keyed_values(parse(query)) else None
+    walks = connection.vendor in WALKING_DATABASES and tests_keyed_values(parse(query))
+    walked = _walked_keys(listed, query, sort, start + size + 1) if walks else None
     keys = walked[start:] if walked is not None else keys_by_last_value(matching, sort, start, start + size + 1)
     if keys is None:
         keys = list(matching.sorted_by(sort).values_list("pk", flat=True)[start : start + size + 1])
@@ -70,8 +76,8 @@ def _walked_keys(listed: RunQuerySet, query: str, sort: str, needed: int) -> lis
     metric's last value) and there are that many matches among them; None otherwise.
 
     A filter that matches many runs (a tag on a sixth of them) finds a page in the first few hundred
-    runs of the sort's index. Left to itself, the database reads every match first, because it
-    cannot tell a common tag from a rare one, then sorts them all. Here the index gives the first
+    runs of the sort's index. Left to itself, SQLite reads every match first, because its sampled
+    statistics cannot tell a common tag from a rare one, then sorts them all. Here the index gives the first
     ``WALK`` runs in order and one query tests each of them (``search(correlated=True)``); a rare
     filter, with too few matches among them, falls back to the database's own plan, which suits it.
     Free text is left to the database: it walks the index itself, testing each run's search text."""
