@@ -20,8 +20,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from runs import webhooks, wire
@@ -59,6 +58,11 @@ class WorkspaceQuerySet(models.QuerySet):
         if not user.is_authenticated:
             return self.none()
         return self.filter(memberships__user=user)
+
+    def with_role_of(self, user: Any) -> WorkspaceQuerySet:
+        """Each workspace with ``role``, the user's role in it (None for a stranger), read in the same
+        query: a write checks it on every request."""
+        return self.annotate(role=_role_of(user, "pk"))
 
 
 class Workspace(models.Model):
@@ -104,6 +108,11 @@ class Workspace(models.Model):
             membership.change_role(role)
             return membership
         return Membership.objects.create(workspace=self, user=user, role=role)
+
+
+def _role_of(user: Any, workspace: str) -> Subquery:
+    """The user's role in the workspace the outer query's ``workspace`` field names, as a subquery."""
+    return Subquery(Membership.objects.filter(workspace=OuterRef(workspace), user=user).values("role")[:1])
 
 
 class Membership(models.Model):
@@ -213,6 +222,10 @@ class RunSpec:
 
 
 class ExperimentQuerySet(models.QuerySet):
+    def with_role_of(self, user: Any) -> ExperimentQuerySet:
+        """Each experiment with ``role``, the user's role in its workspace, read in the same query."""
+        return self.annotate(role=_role_of(user, "workspace"))
+
     def with_run_summary(self) -> list[Experiment]:
         """The experiments, each with run_count, last_run_at, last_activity_at and status_counts
         ({status: runs}), in two queries."""
@@ -274,13 +287,15 @@ class Experiment(models.Model):
         """Create runs (one, or a batch of children) in one transaction, numbered in order.
 
         ``request_key`` (the request's Idempotency-Key) makes it happen once: the same request sent
-        again, because its answer was lost, gets the runs the first one made.
+        again, because its answer was lost, gets the runs the first one made. It is found by the
+        insert, which the unique key refuses, rather than looked up before every start.
+
+        The runs made come with their ``extras`` (their tags and properties as written, no logs yet),
+        so that an answer built from them reads nothing more.
         """
         if not specs:
             return []
         keys = [None] * len(specs) if request_key is None else [f"{request_key}.{i}" for i in range(len(specs))]
-        if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
-            return made
         if len(specs) > CHILDREN_MAX_BATCH:
             raise InvalidValue(f"at most {CHILDREN_MAX_BATCH} runs can be created at once", target="count")
         for spec in specs:
@@ -300,14 +315,16 @@ class Experiment(models.Model):
         run_ids = [spec.run_id or Run.new_id(self.name) for spec in specs]
         if len(set(run_ids)) != len(run_ids):
             raise InvalidValue("run ids in one request must differ", target="runId")
-        if taken := list(Run.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True)[:1]):
-            # This very request, sent again, may have made them since the look-up above.
+        # Only ids the caller chose are looked up: a generated one is new (a clash is refused by the insert).
+        chosen = [spec.run_id for spec in specs if spec.run_id is not None]
+        if chosen and (taken := list(Run.objects.filter(run_id__in=chosen).values_list("run_id", flat=True)[:1])):
+            # Taken by this very request, sent again (its answer was lost)?
             if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
                 return made
             raise Conflict(f"a run with id {taken[0]!r} already exists", target="runId")
         try:
             return self._insert_runs(specs, run_ids, keys, by=by, parent=parent)
-        except IntegrityError as error:  # a concurrent request took one of the ids, or is this one sent again
+        except IntegrityError as error:  # one of the ids is taken, or this request was sent again
             # Out of the transaction, so the experiment's run numbers it took are given back.
             if request_key is not None and (made := self._made_by(keys, by=by, parent=parent)):
                 return made
@@ -315,10 +332,17 @@ class Experiment(models.Model):
 
     def take_run_numbers(self, count: int) -> range:
         """The next ``count`` run numbers of the experiment, taken in the caller's transaction: the
-        counter's row stays locked until it ends, so no two transactions take the same numbers."""
-        Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + count)
-        last = Experiment.objects.values_list("last_run_number", flat=True).get(pk=self.pk)
-        return range(last - count + 1, last + 1)
+        counter's row stays locked until it ends, so no two transactions take the same numbers.
+
+        A compare-and-swap on the counter as this experiment was read, so that the usual start (one
+        writer) needs no second query to learn the number; when another start took numbers since,
+        the counter is bumped and read again."""
+        held = self.last_run_number
+        if Experiment.objects.filter(pk=self.pk, last_run_number=held).update(last_run_number=held + count) != 1:
+            Experiment.objects.filter(pk=self.pk).update(last_run_number=F("last_run_number") + count)
+            held = Experiment.objects.values_list("last_run_number", flat=True).get(pk=self.pk) - count
+        self.last_run_number = held + count
+        return range(held + 1, held + count + 1)
 
     def _insert_runs(
         self, specs: list[RunSpec], run_ids: list[str], keys: list[str | None], *, by: Any, parent: Run | None
@@ -368,12 +392,16 @@ class Experiment(models.Model):
             )
             if events and Delivery.write_for(events, self.pk, self.workspace_id):
                 transaction.on_commit(_wake_sender)
+        for run, spec in zip(runs, specs, strict=True):
+            run.extras = ListedExtras(tags=dict(spec.tags or {}), properties=dict(spec.properties or {}))
         return runs
 
     def _made_by(self, keys: list[str | None], *, by: Any, parent: Run | None) -> list[Run]:
         """The runs an earlier request with these keys made (none if it made none). A key that
         made other runs (elsewhere, or for someone else) is refused rather than answered with them."""
-        made = list(Run.objects.filter(workspace_id=self.workspace_id, request_key__in=keys).order_by("number"))
+        made = list(
+            Run.objects.for_listing().filter(workspace_id=self.workspace_id, request_key__in=keys).order_by("number")
+        )
         expected = (self.pk, parent.pk if parent else None, getattr(by, "pk", None))
         if made and (
             len(made) != len(keys) or any((r.experiment_id, r.parent_id, r.submitted_by_id) != expected for r in made)
@@ -382,6 +410,8 @@ class Experiment(models.Model):
         return made
 
     def _check_targets(self, targets: set[str]) -> None:
+        if targets <= {LOCAL_TARGET}:
+            return  # built in: nothing to look up
         known = {
             LOCAL_TARGET,
             *ComputeTarget.objects.filter(workspace_id=self.workspace_id).values_list("name", flat=True),
@@ -415,6 +445,10 @@ class RunQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> RunQuerySet:
         """Runs in the workspaces the user is a member of (see ``WorkspaceQuerySet.visible_to``)."""
         return self.filter(workspace__in=Workspace.objects.visible_to(user))
+
+    def with_role_of(self, user: Any) -> RunQuerySet:
+        """Each run with ``role``, the user's role in its workspace, read in the same query."""
+        return self.annotate(role=_role_of(user, "workspace"))
 
     def listed(self, archived: bool = False) -> RunQuerySet:
         """The runs a list, a search or a count shows: archived runs leave all of them, and are the
@@ -647,6 +681,9 @@ class Run(models.Model):
         happens and it returns False. Several server processes sweep the same runs, so losing that
         race is expected, not an error. Returns True when the status changed. ``request_key`` (the
         Idempotency-Key of the request asking for the change) is kept with the change's event.
+
+        The run is left as written (its status, times and error), so a caller answers from it without
+        reading it again: every value is set here, and the first start time is part of the swap.
         """
         if to not in self.Status.values:
             raise InvalidValue(f"unknown status {to!r}", target="status")
@@ -661,8 +698,10 @@ class Run(models.Model):
                 )
             now = timezone.now()
             changes: dict[str, Any] = {"status": to}
-            if to == self.Status.RUNNING:
-                changes["started_at"] = Coalesce(F("started_at"), Value(now))
+            held = Q(pk=self.pk, status=current)
+            if to == self.Status.RUNNING and self.started_at is None:
+                changes["started_at"] = now
+                held &= Q(started_at=None)  # the first start: a run started meanwhile keeps its time
             if to in self.TERMINAL:
                 changes["ended_at"] = now
             elif to in self.ALIVE and current not in self.ALIVE:
@@ -670,15 +709,19 @@ class Run(models.Model):
             if error_code or error_message or error_details:
                 changes.update(error_code=error_code, error_message=error_message, error_details=error_details)
             with transaction.atomic():
-                if Run.objects.filter(only_if or Q(), pk=self.pk, status=current).update(**changes) == 1:
+                changed = Run.objects.filter(held, only_if or Q()).update(**changes) == 1
+                if changed:
                     event = RunStatusEvent.objects.create(
                         run=self, from_status=current, to_status=to, at=now, by=by, request_key=request_key
                     )
                     if Delivery.write_for([event], self.experiment_id, self.workspace_id):
                         transaction.on_commit(_wake_sender)  # the outbox: sent once this commits
-                    self.refresh_from_db(fields=_TRANSITION_FIELDS)
-                    return True
-            self.refresh_from_db(fields=["status"])  # somebody else changed it first, or only_if failed
+            if changed:
+                for field, value in changes.items():
+                    setattr(self, field, value)
+                return True
+            # Somebody else changed it first, or only_if failed: read what they wrote.
+            self.refresh_from_db(fields=_TRANSITION_FIELDS)
             if only_if is not None:
                 return False
         raise Conflict(f"the status of run {self.run_id} keeps changing; try again", target="status")
@@ -718,13 +761,13 @@ class Run(models.Model):
         """Make a status change asked for by a request with this Idempotency-Key unless that request
         made it already: the SDK sends a request again when its answer is lost (a reset connection, a
         timeout, a server restart), and the second must be no error and change nothing. The two may
-        also overlap (the first was slow), so a refusal is checked against the key once more. ``made``:
-        the statuses the change may have moved the run to."""
-        if request_key is not None and self._made_by_key(request_key, made, by):
-            return
+        also overlap (the first was slow). The key is looked up only when the change is refused: a
+        change made already is either no longer legal, or its event's key is taken (the unique
+        ``runs_runstatusevent_unique_request_key``, which undoes it). ``made``: the statuses the
+        change may have moved the run to."""
         try:
             change()
-        except IllegalTransition:
+        except (IllegalTransition, IntegrityError):
             if request_key is None or not self._made_by_key(request_key, made, by):
                 raise
 
@@ -916,7 +959,8 @@ class Run(models.Model):
         """Append metric points and update each metric's summary, all or nothing.
 
         ``batch_id`` makes the call idempotent: a batch the SDK retries after a timeout, though the
-        first attempt was stored, is recorded once. Returns how many points were stored.
+        first attempt was stored, is recorded once: its key is taken (``runs_metricbatch_unique_key``),
+        which undoes the retry. Returns how many points were stored.
         """
         if not isinstance(points, list) or not points:
             raise InvalidValue("points must be a non-empty list", target="points")
@@ -926,48 +970,37 @@ class Run(models.Model):
         if batch_id is not None:
             validate_label(batch_id, "batchId", max_length=64)
         now = timezone.now()
-        with transaction.atomic():
-            # Locking the run serializes batches of one run (summaries stay exact) and makes the
-            # "has it ended?" check hold until we commit.
-            status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
-            if status in self.TERMINAL:
-                raise RunEnded(f"run {self.run_id} has ended ({status}); it takes no more metrics", target="run")
-            if batch_id is not None:
-                _, created = MetricBatch.objects.get_or_create(run_id=self.pk, key=batch_id)
-                if not created:
-                    return 0
-            names = list(dict.fromkeys(point.name for point in parsed))
-            metrics = {m.name: m for m in Metric.objects.filter(run_id=self.pk, name__in=names)}
-            first_kinds = {}
-            for point in parsed:
-                first_kinds.setdefault(point.name, point.kind)
-            created_metrics = Metric.objects.bulk_create(
-                Metric(run_id=self.pk, name=name, kind=first_kinds[name]) for name in names if name not in metrics
-            )
-            metrics.update({m.name: m for m in created_metrics})
-            rows = []
-            for point in parsed:
-                metric = metrics[point.name]
-                if metric.kind != point.kind:
-                    raise InvalidValue(
-                        f"metric {point.name!r} holds {metric.kind} values; a {point.kind} cannot be added",
-                        target=f"points[{point.index}].kind",
-                    )
-                rows.append(metric.record(point, now))
-            MetricPoint.objects.bulk_create(rows, batch_size=1000)
-            Metric.objects.bulk_update(
-                metrics.values(),
-                [
-                    "description",
-                    "count",
-                    "last_step",
-                    "last_value",
-                    "last_number",
-                    "min_number",
-                    "max_number",
-                    "updated_at",
-                ],
-            )
+        try:
+            with transaction.atomic():
+                # Locking the run serializes batches of one run (summaries stay exact) and makes the
+                # "has it ended?" check hold until we commit.
+                status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
+                if status in self.TERMINAL:
+                    raise RunEnded(f"run {self.run_id} has ended ({status}); it takes no more metrics", target="run")
+                if batch_id is not None:
+                    MetricBatch.objects.create(run_id=self.pk, key=batch_id)
+                names = list(dict.fromkeys(point.name for point in parsed))
+                stored = {m.name: m for m in Metric.objects.filter(run_id=self.pk, name__in=names)}
+                metrics = dict(stored)
+                rows = []
+                for point in parsed:
+                    metric = metrics.get(point.name)
+                    if metric is None:  # new: of its first point's kind, written once with its summary
+                        metric = metrics[point.name] = Metric(run_id=self.pk, name=point.name, kind=point.kind)
+                    if metric.kind != point.kind:
+                        raise InvalidValue(
+                            f"metric {point.name!r} holds {metric.kind} values; a {point.kind} cannot be added",
+                            target=f"points[{point.index}].kind",
+                        )
+                    rows.append(metric.record(point, now))
+                Metric.objects.bulk_create(metric for name, metric in metrics.items() if name not in stored)
+                MetricPoint.objects.bulk_create(rows, batch_size=1000)  # after the new metrics: their ids
+                if stored:
+                    Metric.objects.bulk_update(stored.values(), _SUMMARY_FIELDS)
+        except IntegrityError:
+            if batch_id is not None and MetricBatch.objects.filter(run_id=self.pk, key=batch_id).exists():
+                return 0  # stored by the first attempt
+            raise
         return len(rows)
 
     def log_image(
@@ -1089,6 +1122,19 @@ _TRANSITION_FIELDS = (
     "error_code",
     "error_message",
     "error_details",
+)
+
+
+# What a metric's summary is (Metric.record keeps it).
+_SUMMARY_FIELDS = (
+    "description",
+    "count",
+    "last_step",
+    "last_value",
+    "last_number",
+    "min_number",
+    "max_number",
+    "updated_at",
 )
 
 

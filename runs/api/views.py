@@ -63,24 +63,53 @@ from runs.validation import LOCAL_TARGET
 
 
 def _get_workspace(request: Request, name: str, *, write: bool = False, manage: bool = False) -> Workspace:
-    workspace = Workspace.objects.visible_to(request.user).filter(name=name).first()
+    workspaces = Workspace.objects.visible_to(request.user).filter(name=name)
+    if write or manage:
+        workspaces = workspaces.with_role_of(request.user)
+    workspace = workspaces.first()
     if workspace is None:
         raise NotFound(f"workspace {name!r} not found")
     if not (write or manage):
         return workspace
-    role = workspace.role_of(request.user)
+    role = workspace.role
     if manage and role != Membership.Role.OWNER:
         raise PermissionDenied(f"only an Owner of workspace {name!r} may manage its members")
-    if write and role not in Membership.WRITE_ROLES:
-        raise PermissionDenied(f"your role in workspace {name!r} is {role}; writing needs Contributor or Owner")
+    if write:
+        _check_write(role, name)
     return workspace
 
 
+def _check_write(role: str | None, workspace: str) -> None:
+    if role not in Membership.WRITE_ROLES:
+        raise PermissionDenied(f"your role in workspace {workspace!r} is {role}; writing needs Contributor or Owner")
+
+
+def _get_experiment_to_write(request: Request, workspace: str, name: str) -> Experiment:
+    """The experiment ``name`` of ``workspace``, to write in: made if new, as ``Experiment.ensure``
+    does. One that exists comes with its workspace and your role in one query."""
+    experiment = (
+        Experiment.objects.filter(workspace__in=Workspace.objects.visible_to(request.user))
+        .filter(workspace__name=workspace, name=name)
+        .select_related("workspace")
+        .with_role_of(request.user)
+        .first()
+    )
+    if experiment is None:
+        return Experiment.ensure(_get_workspace(request, workspace, write=True), name)[0]
+    _check_write(experiment.role, workspace)
+    return experiment
+
+
 def _get_run(request: Request, run_id: str, *, write: bool = False) -> Run:
-    run = Run.objects.visible_to(request.user).select_related("workspace", "experiment").filter(run_id=run_id).first()
+    """The run, with what its details show beside its row (``_run_response``); for a write, your role
+    in its workspace comes in the same query."""
+    runs = Run.objects.visible_to(request.user).select_related("workspace", "experiment", "submitted_by", "parent")
+    if write:
+        runs = runs.with_role_of(request.user)
+    run = runs.filter(run_id=run_id).first()
     if run is None:
         raise NotFound(f"run {run_id!r} not found")
-    if write and not run.workspace.can_write(request.user):
+    if write and run.role not in Membership.WRITE_ROLES:
         raise PermissionDenied("your role in this run's workspace is Reader; writing needs Contributor or Owner")
     return run
 
@@ -110,8 +139,9 @@ def _request_key(request: Request) -> str | None:
 
 
 def _run_response(request: Request, run: Run, status_code: int = status.HTTP_200_OK) -> Response:
-    """The run's details, read afresh with everything they show."""
-    run = Run.objects.for_listing().get(pk=run.pk)
+    """The run's details from the run the view holds, as its write left it (``_get_run`` read it with
+    its experiment, submitter and parent; a run just made holds its tags and properties too): only
+    what it does not hold is read."""
     return Response(RunSerializer(run, context={"request": request}).data, status=status_code)
 
 
@@ -264,8 +294,7 @@ def experiment_detail(request: Request, workspace: str, name: str) -> Response:
 @api_view(["POST"])
 def experiment_runs(request: Request, workspace: str, name: str) -> Response:
     """Start a run in the experiment, creating the experiment if needed."""
-    ws = _get_workspace(request, workspace, write=True)
-    experiment, _ = Experiment.ensure(ws, name)
+    experiment = _get_experiment_to_write(request, workspace, name)
     body = _body(request)
     script_run = body.get("type") == Run.Type.SCRIPT
     spec = RunSpec(
