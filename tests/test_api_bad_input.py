@@ -343,8 +343,8 @@ def test_the_run_list_query_count_is_pinned(
     alice_api.get("/api/v1/workspaces/")  # the first request also notes when the token was last used
     # the token, the workspace, then the page: its keys (on SQLite, the first runs in the sort's order
     # and those of them that match: runs/pages.py; the page is the last, so it needs no count), the
-    # runs (with experiment, submitter and parent joined), and one query each for tags, properties,
-    # logs and files under logs/
-    with django_assert_num_queries(9 if connection.vendor == "sqlite" else 8):
+    # runs (with experiment, submitter and parent joined), and their tags, properties, logs and files
+    # under logs/ in one query
+    with django_assert_num_queries(6 if connection.vendor == "sqlite" else 5):
         response = alice_api.get("/api/v1/workspaces/default/runs/", {"q": "tags.t"})
     assert len(response.json()["results"]) == 30

@@ -93,8 +93,8 @@ def test_a_status_change(api: Any, run: Run, django_assert_max_num_queries: Any)
     # The token; the run with its experiment, submitter, parent and your role; [savepoint]; the
     # compare-and-swap on its status, its event, the alert rules; [release]; then what the answer
     # shows and the change did not touch, which the run was not read with: its tags, properties,
-    # files under logs/ and live logs (ListedExtras).
-    with django_assert_max_num_queries(11):
+    # files under logs/ and live logs, in one query (ListedExtras).
+    with django_assert_max_num_queries(8):
         completed = post(api, f"/api/v1/runs/{run.run_id}/status/", {"status": "Completed"})
     assert completed.status_code == 200
     assert completed.json() == details(api, run.run_id)
@@ -108,7 +108,7 @@ def test_a_status_change_that_fires_a_rule(
     AlertRule.create_rule(workspace, by=alice, statuses=["Failed"], members=["alice"])
     error = {"code": "UserError", "message": "loss is NaN", "details": "Traceback ..."}
     # The same, and the deliveries the rule is owed.
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(9):
         failed = post(api, f"/api/v1/runs/{run.run_id}/status/", {"status": "Failed", "error": error})
     assert failed.status_code == 200
     assert failed.json() == details(api, run.run_id)
