@@ -325,9 +325,7 @@ def seed_run(metrics: int, points: int, seed: int) -> tuple[str, dict[str, tuple
                 at = begin + dt.timedelta(seconds=step + rng.uniform(0, 0.05))
                 rows.append(metric.record(PointIn(step, name, Metric.Kind.SCALAR, value, step, at, ""), at))
             metric.save()
-            for row in rows:
-                row.metric_id = metric.pk
-            MetricPoint.objects.bulk_create(rows, batch_size=5000)
+            MetricPoint.insert(rows)
             extremes[name] = (metric.min_number, metric.max_number)
     return run.run_id, extremes, time.perf_counter() - started
 
