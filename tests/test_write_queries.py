@@ -167,3 +167,25 @@ def test_a_metric_batch(api: Any, run: Run, first: bool, django_assert_max_num_q
     assert summary["loss"]["count"] == len(expected_loss) and summary["loss"]["last_step"] == 49
     assert summary["accuracy"]["last_step"] == (51 if not first else 49)
     assert (summary["accuracy"]["min"], summary["accuracy"]["max"]) == (0.0, 0.98)
+
+
+@pytest.mark.parametrize("count", [5, 50])
+def test_creating_children(api: Any, run: Run, count: int, django_assert_max_num_queries: Any) -> None:
+    # The token; the parent with its experiment, workspace and your role; [savepoint]; the run
+    # numbers; the runs (SQLite takes 50 in two inserts: its limit of 999 parameters), their tags
+    # and their first events; the alert rules those events may fire; [release]. Nothing is read back.
+    url = f"/api/v1/runs/{run.run_id}/children/"
+    with django_assert_max_num_queries(10):
+        made = post(api, url, {"count": count})
+    assert made.status_code == 201
+    assert made.json() == api.get(url, {"page_size": 100}).json()["results"]
+    assert [child["tags"] for child in made.json()] == [{"batch_index": str(i)} for i in range(count)]
+
+
+def test_children_sent_again_are_answered_as_the_first(api: Any, run: Run) -> None:
+    url = f"/api/v1/runs/{run.run_id}/children/"
+    first = post(api, url, {"count": 3}, key="children-once")
+    again = post(api, url, {"count": 3}, key="children-once")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert api.get(url).json()["count"] == 3
