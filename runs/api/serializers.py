@@ -63,7 +63,6 @@ class RunSerializer(_OmitNullsSerializer):
         """The fields above, written directly: DRF's machinery for each field of each run cost more
         than loading a page of 100 runs. tests/test_api_run_list.py holds it to DRF's own reading
         of the fields."""
-        extras = ListedExtras.of(run)
         details = {
             "runId": run.run_id,
             "runNumber": run.number,
@@ -83,8 +82,8 @@ class RunSerializer(_OmitNullsSerializer):
             "script": self.get_script(run),
             "arguments": self.get_arguments(run),
             "cancelGraceSeconds": self.get_cancelGraceSeconds(run),
-            "tags": dict(extras.tags),
-            "properties": dict(extras.properties),
+            "tags": self.get_tags(run),
+            "properties": self.get_properties(run),
             "logFiles": self.get_logFiles(run),
             "error": self.get_error(run),
         }
