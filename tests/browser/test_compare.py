@@ -68,7 +68,11 @@ def test_images_of_runs_side_by_side_at_one_step(
     page.goto(f"{live_server.url}/w/default/compare/?runs={','.join(r.run_id for r in runs)}")
     images = page.locator("[data-image-compare] figure img")
     expect(images).to_have_count(3)
-    assert all(images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(3))
+    # Each image loaded (on a busy machine they may still be on their way when they are counted).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-image-compare] figure img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
     page.get_by_label("Step").fill("0")
     expect(page.locator("[data-image-compare] .image-step")).to_have_text("0")
     expect(images.nth(1)).to_have_attribute("src", f"/api/v1/runs/{runs[1].run_id}/files/outputs/samples.png")
